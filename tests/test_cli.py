@@ -1,0 +1,136 @@
+"""The `vae` command line on tiny models trained in the fixture."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import anndata as ad
+import numpy as np
+import pytest
+
+from vae import steps
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = {"max_steps": 20, "batch_size": 32, "eval_every": 10, "checkpoint_every": 0}
+
+
+def vae_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", "from vae.cli import main; main()", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("cli")
+    out = {}
+    steps.preprocess_expression(REPO / ".test/data/tinycells.h5ad", root / "cells.h5ad")
+    steps.train_model(
+        root / "cells.h5ad",
+        root / "cells_model",
+        root / "cells_history.tsv",
+        domain="expression",
+        model_kwargs={"n_latent": 3, "n_hidden": 16},
+        train_kwargs=TINY,
+        device="cpu",
+    )
+    steps.preprocess_protein(REPO / ".test/data/tinyfam.a2m", root / "fam.h5ad", device="cpu")
+    steps.train_model(
+        root / "fam.h5ad",
+        root / "fam_model",
+        root / "fam_history.tsv",
+        domain="protein",
+        model_kwargs={"n_latent": 3, "encoder_hidden": [16], "decoder_hidden": [16]},
+        train_kwargs=TINY,
+        device="cpu",
+    )
+    out["expression"], out["protein"], out["root"] = root / "cells_model", root / "fam_model", root
+    return out
+
+
+def test_help_lists_subcommands() -> None:
+    result = vae_cli("--help")
+    assert result.returncode == 0
+    for command in ("embed", "info", "sample"):
+        assert command in result.stdout
+
+
+def test_info_prints_domain_and_manifest(trained) -> None:
+    result = vae_cli("info", str(trained["expression"]))
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["domain"] == "expression"
+    assert summary["n_features"] == 40
+    assert summary["manifest"]["seed"] == 0
+
+
+def test_embed_expression_reorders_and_fills_genes(trained, tmp_path) -> None:
+    cells = ad.read_h5ad(REPO / ".test/data/tinycells.h5ad")
+    rng = np.random.default_rng(0)
+    order = rng.permutation(cells.n_vars)[:36]  # 90 % of genes, shuffled
+    query = cells[:, order].copy()
+    query.write_h5ad(tmp_path / "query.h5ad")
+    out = tmp_path / "embedded.h5ad"
+    result = vae_cli("embed", str(trained["expression"]), str(tmp_path / "query.h5ad"), str(out))
+    assert result.returncode == 0, result.stderr
+    embedded = ad.read_h5ad(out)
+    assert embedded.obsm["X_vae"].shape == (150, 3)
+    assert embedded.uns["overlap"]["n_shared_genes"] == 36
+    assert list(embedded.obs_names) == list(cells.obs_names)
+
+
+def test_embed_same_genes_equals_training_embedding(trained, tmp_path) -> None:
+    out = tmp_path / "same.h5ad"
+    result = vae_cli(
+        "embed", str(trained["expression"]), str(REPO / ".test/data/tinycells.h5ad"), str(out)
+    )
+    assert result.returncode == 0, result.stderr
+    reference = tmp_path / "reference.h5ad"
+    steps.embed_preprocessed(
+        trained["expression"], trained["root"] / "cells.h5ad", reference, device="cpu"
+    )
+    np.testing.assert_allclose(
+        ad.read_h5ad(out).obsm["X_vae"], ad.read_h5ad(reference).obsm["X_vae"], rtol=1e-5
+    )
+
+
+def test_embed_low_overlap_fails_cleanly(trained, tmp_path) -> None:
+    cells = ad.read_h5ad(REPO / ".test/data/tinycells.h5ad")
+    cells[:, :10].copy().write_h5ad(tmp_path / "few.h5ad")
+    out = tmp_path / "never.h5ad"
+    result = vae_cli("embed", str(trained["expression"]), str(tmp_path / "few.h5ad"), str(out))
+    assert result.returncode != 0
+    assert str(tmp_path / "few.h5ad") in result.stderr
+    assert "25%" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+def test_embed_protein_alignment(trained, tmp_path) -> None:
+    out = tmp_path / "fam.h5ad"
+    result = vae_cli(
+        "embed", str(trained["protein"]), str(REPO / ".test/data/tinyfam.a2m"), str(out)
+    )
+    assert result.returncode == 0, result.stderr
+    assert ad.read_h5ad(out).obsm["X_vae"].shape[1] == 3
+
+
+def test_sample_both_domains(trained, tmp_path) -> None:
+    fasta = tmp_path / "s.fasta"
+    assert vae_cli("sample", str(trained["protein"]), str(fasta), "-n", "5").returncode == 0
+    assert fasta.read_text().count(">") == 5
+    cells = tmp_path / "s.h5ad"
+    assert vae_cli("sample", str(trained["expression"]), str(cells), "-n", "7").returncode == 0
+    assert ad.read_h5ad(cells).n_obs == 7
+
+
+def test_model_folder_missing_is_one_clear_line(tmp_path) -> None:
+    result = vae_cli("info", str(tmp_path / "nope"))
+    assert result.returncode != 0
+    assert result.stderr.strip() == f"error: {tmp_path / 'nope'}: not a model folder (no model.pt)"

@@ -1,0 +1,150 @@
+"""Likelihoods and the two VAE modules."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch.distributions import NegativeBinomial
+
+from vae.module import CountVAE, LossOutput, SequenceVAE
+from vae.module._count_vae import log_nb, log_zinb
+
+
+def _nb_inputs(seed: int = 0, shape=(64, 30)) -> tuple[torch.Tensor, ...]:
+    gen = torch.Generator().manual_seed(seed)
+    mu = torch.exp(torch.randn(shape, generator=gen, dtype=torch.float64) * 2)
+    theta = torch.exp(torch.randn(shape, generator=gen, dtype=torch.float64) * 1.5)
+    x = torch.poisson(
+        mu * 3 * torch.rand(shape, generator=gen, dtype=torch.float64), generator=gen
+    )
+    return x, mu, theta
+
+
+def test_log_nb_matches_torch_distribution():
+    x, mu, theta = _nb_inputs()
+    reference = NegativeBinomial(total_count=theta, logits=torch.log(mu) - torch.log(theta))
+    expected = reference.log_prob(x)
+    assert (x == 0).any()
+    assert (x > 5).any()
+    torch.testing.assert_close(log_nb(x, mu, theta), expected, rtol=1e-5, atol=1e-5)
+    # float32, as used in training, stays close
+    torch.testing.assert_close(
+        log_nb(x.float(), mu.float(), theta.float()), expected.float(), rtol=1e-3, atol=1e-3
+    )
+
+
+def test_log_nb_broadcasts_gene_theta():
+    x, mu, _ = _nb_inputs(1)
+    theta = torch.rand(x.shape[1], dtype=torch.float64) * 5 + 0.1
+    expected = NegativeBinomial(total_count=theta, logits=torch.log(mu) - torch.log(theta))
+    torch.testing.assert_close(log_nb(x, mu, theta), expected.log_prob(x), rtol=1e-5, atol=1e-5)
+
+
+def test_log_zinb_reduces_to_nb():
+    x, mu, theta = _nb_inputs(2)
+    pi_logits = torch.full_like(mu, -40.0)
+    torch.testing.assert_close(log_zinb(x, mu, theta, pi_logits), log_nb(x, mu, theta))
+
+
+def test_log_zinb_zero_inflation():
+    x, mu, theta = _nb_inputs(3)
+    pi = torch.full_like(mu, 0.3)
+    logits = torch.log(pi) - torch.log1p(-pi)
+    nb = log_nb(x, mu, theta)
+    expected = torch.where(x == 0, torch.log(pi + (1 - pi) * nb.exp()), torch.log1p(-pi) + nb)
+    torch.testing.assert_close(log_zinb(x, mu, theta, logits), expected, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("pi_logit", [-5.0, 0.0, 2.0])
+def test_zinb_and_nb_sum_to_one(pi_logit):
+    counts = torch.arange(0, 3000, dtype=torch.float64)[:, None]
+    mu = torch.tensor([[0.5, 5.0, 40.0]], dtype=torch.float64)
+    theta = torch.tensor([[0.7, 3.0, 20.0]], dtype=torch.float64)
+    pi_logits = torch.full_like(mu, pi_logit)
+    zinb_total = log_zinb(counts, mu, theta, pi_logits).exp().sum(0)
+    nb_total = log_nb(counts, mu, theta).exp().sum(0)
+    torch.testing.assert_close(zinb_total, torch.ones(3, dtype=torch.float64), atol=1e-6, rtol=0)
+    torch.testing.assert_close(nb_total, torch.ones(3, dtype=torch.float64), atol=1e-6, rtol=0)
+    # and the NB mean is mu
+    mean = (counts * log_nb(counts, mu, theta).exp()).sum(0)
+    torch.testing.assert_close(mean, mu[0], rtol=1e-5, atol=0)
+
+
+def _check_loss(out: LossOutput, n: int) -> None:
+    assert isinstance(out, LossOutput)
+    assert out.reconstruction.shape == (n,)
+    assert out.kl_local.shape == (n,)
+    assert out.kl_global.shape == ()
+    assert torch.isfinite(out.reconstruction).all()
+    assert torch.isfinite(out.kl_local).all()
+    assert (out.kl_local >= 0).all()
+    assert torch.isfinite(out.loss(0.5, 100.0))
+    torch.testing.assert_close(out.neg_elbo(), out.reconstruction + out.kl_local)
+
+
+def test_sequence_vae_forward_and_sample():
+    torch.manual_seed(0)
+    n, length, tokens = 8, 12, 21
+    module = SequenceVAE(
+        length, tokens, n_latent=3, encoder_hidden=(16,), decoder_hidden=(16,), dropout_rate=0.1
+    )
+    codes = torch.randint(0, tokens, (n, length), dtype=torch.uint8)
+    out = module(codes)
+    _check_loss(out, n)
+    # reconstruction is -log p of L categorical choices: positive, at most ~L*log(A) at init
+    assert (out.reconstruction > 0).all()
+    log_px = module.generative(torch.zeros(2, 3))
+    assert log_px.shape == (2, length, tokens)
+    torch.testing.assert_close(log_px.exp().sum(-1), torch.ones(2, length))
+    module.eval()
+    det = module(codes, sample=False)
+    torch.testing.assert_close(det.reconstruction, module(codes, sample=False).reconstruction)
+    assert module.inference(codes).loc.shape == (n, 3)
+    sampled = module.sample_codes(5)
+    assert sampled.shape == (5, length)
+    assert sampled.min() >= 0
+    assert sampled.max() < tokens
+    # a gradient reaches every parameter
+    module.train()
+    module(codes).loss(1.0, float(n)).backward()
+    assert all(p.grad is not None for p in module.parameters())
+
+
+@pytest.mark.parametrize("likelihood", ["nb", "zinb"])
+@pytest.mark.parametrize("n_batches", [0, 2])
+def test_count_vae_forward_and_sample(counts_adata, likelihood, n_batches):
+    torch.manual_seed(0)
+    x = torch.as_tensor(counts_adata.X.toarray()[:16])
+    batch = torch.as_tensor((counts_adata.obs["batch"] == "b1").to_numpy()[:16]).long()
+    module = CountVAE(
+        x.shape[1], n_batches=n_batches, n_latent=2, n_hidden=16, likelihood=likelihood
+    )
+    assert (module.dropout_logits is not None) == (likelihood == "zinb")
+    out = module(x, batch if n_batches else None)
+    _check_loss(out, 16)
+    module.eval()
+    px = module.generative(torch.zeros(16, 2), x.sum(-1), batch if n_batches else None)
+    torch.testing.assert_close(px["mu"].sum(-1), x.sum(-1))  # library size is observed
+    assert ("pi_logits" in px) == (likelihood == "zinb")
+    if n_batches:
+        # the batch covariate changes the decoder output
+        other = module.generative(torch.zeros(16, 2), x.sum(-1), 1 - batch)
+        assert not torch.allclose(other["scale"], px["scale"])
+    library = torch.full((7,), 500.0)
+    counts = module.sample_counts(library, torch.zeros(7, dtype=torch.long))
+    assert counts.shape == (7, x.shape[1])
+    assert (counts >= 0).all()
+    assert torch.equal(counts, counts.round())
+    assert counts.sum() > 0
+
+
+def test_loss_weighting():
+    out = LossOutput(
+        reconstruction=torch.tensor([1.0, 3.0]),
+        kl_local=torch.tensor([2.0, 4.0]),
+        kl_global=torch.tensor(10.0),
+    )
+    assert out.loss(1.0, 10.0).item() == pytest.approx((3 + 7) / 2 + 1)
+    assert out.loss(0.0, 10.0).item() == pytest.approx(2.0)
+    weighted = out.loss(0.5, 5.0, weights=torch.tensor([1.0, 3.0]))
+    assert weighted.item() == pytest.approx((1 * 2 + 3 * 5) / 4 + 0.5 * 10 / 5)

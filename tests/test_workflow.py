@@ -1,0 +1,121 @@
+"""End-to-end: the Snakemake workflow on the tiny .test config, then figure regeneration."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import anndata as ad
+import pandas as pd
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "workflow" / "Snakefile")]
+
+pytestmark = pytest.mark.workflow
+
+
+def _run(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [*SNAKEMAKE, "--directory", str(workdir), "--cores", "2", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory) -> Path:
+    work = tmp_path_factory.mktemp("workflow")
+    shutil.copytree(REPO / ".test" / "config", work / "config")
+    shutil.copytree(REPO / ".test" / "data", work / "data")
+    result = _run(work, "--configfile", str(work / "config" / "config.yaml"))
+    assert result.returncode == 0, result.stderr[-4000:]
+    return work
+
+
+def test_protein_artifacts(workdir: Path) -> None:
+    out = workdir / "results" / "protein" / "tinyfam"
+    model = json.loads((out / "model" / "model.json").read_text())
+    assert model["domain"] == "protein"
+    manifest = json.loads((out / "model" / "manifest.json").read_text())
+    assert len(manifest["inputs"]["data"]["sha256"]) == 64
+    assert manifest["seed"] == 0
+    n_cols = len(model["var_names"])
+    scores = pd.read_csv(out / "variant_scores.csv")
+    assert list(scores.columns[:1]) == ["mutant"]
+    assert len(scores) == 19 * n_cols
+    assert scores["mutant"].str.match(r"^[A-Z]\d+[A-Z]$").all()
+    assert scores["evol_index"].notna().all()
+    fasta = (out / "samples.fasta").read_text().split()
+    assert len(fasta) == 2 * 20
+    assert all(len(seq) == n_cols for seq in fasta[1::2])
+    embedding = ad.read_h5ad(out / "embedding.h5ad")
+    assert embedding.obsm["X_vae"].shape == (embedding.n_obs, 4)
+    assert "weight" in embedding.obs
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["n_scored"] == 20
+    assert 0.0 <= metrics["roc_auc"] <= 1.0
+    history = pd.read_csv(out / "history.tsv", sep="\t")
+    assert {"train_elbo", "val_elbo", "train_kl", "val_reconstruction"} <= set(history.columns)
+
+
+def test_expression_artifacts(workdir: Path) -> None:
+    out = workdir / "results" / "expression" / "tinycells"
+    embedding = ad.read_h5ad(out / "embedding.h5ad")
+    assert embedding.n_obs == 150
+    assert embedding.obsm["X_vae"].shape == (150, 4)
+    assert {"cell_type", "batch"} <= set(embedding.obs.columns)
+    assert embedding.uns["obs_keys"] == {"label_key": "cell_type", "batch_key": "batch"}
+    samples = ad.read_h5ad(out / "samples.h5ad")
+    assert samples.n_obs == 20
+    assert list(samples.var_names) == [f"g{i}" for i in range(40)]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert {"knn_accuracy", "leiden_ari"} <= set(metrics["vae"])
+    assert {"knn_accuracy", "leiden_ari"} <= set(metrics["pca_baseline"])
+    assert "batch_mixing_silhouette" in metrics["vae"]
+    model = json.loads((out / "model" / "model.json").read_text())
+    assert model["info"]["batch_categories"] == ["b0", "b1"]
+
+
+def test_figures_regenerate_identically_without_retraining(workdir: Path) -> None:
+    figures = sorted((workdir / "results").glob("*/*/figures/*.png"))
+    assert len(figures) == 5
+    before = {p: _digest(p) for p in figures}
+    model_mtime = (workdir / "results/protein/tinyfam/model/model.pt").stat().st_mtime
+    for folder in {p.parent for p in figures}:
+        shutil.rmtree(folder)
+    result = _run(workdir, "--configfile", str(workdir / "config" / "config.yaml"))
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert "train_model" not in result.stderr.split("Job stats:")[-1].split("Reasons")[0]
+    assert {p: _digest(p) for p in figures} == before
+    assert (workdir / "results/protein/tinyfam/model/model.pt").stat().st_mtime == model_mtime
+
+
+def test_report_renders(workdir: Path) -> None:
+    report = workdir / "results" / "report.html"
+    result = _run(
+        workdir, "--configfile", str(workdir / "config" / "config.yaml"), "--report", str(report)
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert report.stat().st_size > 10_000
+
+
+def test_misspelt_config_key_is_rejected(workdir: Path, tmp_path: Path) -> None:
+    config = (workdir / "config" / "config.yaml").read_text().replace("seed: 0", "sead: 0")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(config)
+    result = _run(workdir, "-n", "--configfile", str(bad))
+    assert result.returncode != 0
+    assert (
+        "error: config: top level: Additional properties are not allowed ('sead' was unexpected)"
+        in result.stderr
+    )

@@ -1,0 +1,109 @@
+"""The ``vae`` command line: info, embed and sample with a trained model."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+import vae
+from vae._constants import FILES
+from vae.errors import VAEInputError
+
+
+@click.group()
+@click.version_option(vae.__version__, prog_name="vae")
+@click.option("-v", "--verbose", is_flag=True, help="Log progress to stderr.")
+def cli(verbose: bool) -> None:
+    """Variational autoencoders for protein alignments and single-cell counts."""
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+
+
+@cli.command()
+@click.argument("model_dir", type=click.Path(path_type=Path))
+def info(model_dir: Path) -> None:
+    """Print a trained model's domain, features, settings and provenance."""
+    from vae.model import load_model
+
+    model = load_model(model_dir)
+    summary = {
+        "domain": model.domain,
+        "n_features": len(model.var_names),
+        "first_features": model.var_names[:5],
+        "module": model.module_kwargs,
+        "train": {k: v for k, v in model.info.get("train", {}).items() if k != "val_index"},
+    }
+    manifest = model_dir / FILES.MANIFEST
+    if manifest.is_file():
+        summary["manifest"] = json.loads(manifest.read_text())
+    click.echo(json.dumps(summary, indent=2, default=str))
+
+
+@cli.command()
+@click.argument("model_dir", type=click.Path(path_type=Path))
+@click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
+@click.argument("output", type=click.Path(path_type=Path))
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+@click.option("--min-overlap", default=0.8, show_default=True, help="Minimum gene overlap.")
+@click.option("--allow-low-overlap", is_flag=True, help="Embed even below --min-overlap.")
+@click.option("--layer", default=None, help="AnnData layer holding raw counts (default X).")
+def embed(
+    model_dir: Path,
+    input_path: Path,
+    output: Path,
+    device: str,
+    min_overlap: float,
+    allow_low_overlap: bool,
+    layer: str | None,
+) -> None:
+    """Embed a new dataset (cells or sequences) with a trained model into OUTPUT (.h5ad)."""
+    from vae.steps import embed_new
+
+    report = embed_new(
+        model_dir,
+        input_path,
+        output,
+        device=device,
+        min_overlap=0.0 if allow_low_overlap else min_overlap,
+        layer=layer,
+    )
+    click.echo(json.dumps(report))
+
+
+@cli.command()
+@click.argument("model_dir", type=click.Path(path_type=Path))
+@click.argument("output", type=click.Path(path_type=Path))
+@click.option("-n", "--n", "n", default=1000, show_default=True, help="Samples to draw.")
+@click.option("--seed", default=0, show_default=True)
+def sample(model_dir: Path, output: Path, n: int, seed: int) -> None:
+    """Generate samples from the prior: FASTA (protein) or .h5ad counts (expression)."""
+    from vae.model import load_model
+    from vae.steps import sample_expression, sample_protein
+
+    domain = load_model(model_dir).domain
+    (sample_protein if domain == "protein" else sample_expression)(
+        model_dir, output, n=n, seed=seed
+    )
+
+
+def main() -> None:
+    """Entry point: run the CLI, turning input errors into one line and exit code 2."""
+    try:
+        cli(standalone_mode=False)
+    except VAEInputError as err:
+        click.echo(f"error: {err}", err=True)
+        sys.exit(2)
+    except click.exceptions.Abort:
+        sys.exit(1)
+    except click.ClickException as err:
+        err.show()
+        sys.exit(err.exit_code)
+    except OSError as err:
+        click.echo(f"error: {err.filename or ''}: {err.strerror}", err=True)
+        sys.exit(1)

@@ -1,0 +1,31 @@
+"""Reading and preparing protein alignments and single-cell counts."""
+
+from vae.data._anndata import counts_matrix, prepare_counts, read_counts_file
+from vae.data._labels import read_variant_labels
+from vae.data._msa import (
+    Alignment,
+    alignment_to_anndata,
+    decode,
+    encode,
+    one_hot,
+    read_alignment,
+    read_records,
+    select_positions,
+    sequence_weights,
+)
+
+__all__ = [
+    "Alignment",
+    "alignment_to_anndata",
+    "counts_matrix",
+    "decode",
+    "encode",
+    "one_hot",
+    "prepare_counts",
+    "read_alignment",
+    "read_counts_file",
+    "read_records",
+    "read_variant_labels",
+    "select_positions",
+    "sequence_weights",
+]

@@ -1,0 +1,130 @@
+"""Single-cell count matrices: reading, count checks, QC and gene selection."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import anndata as ad
+import numpy as np
+import scanpy as sc
+import scipy.sparse as sp
+
+from vae.errors import VAEInputError
+
+logger = logging.getLogger(__name__)
+
+
+def read_counts_file(path: str | Path) -> ad.AnnData:
+    """Read an ``.h5ad`` file, a 10x matrix folder, or a CSV/TSV table (cells x genes).
+
+    Parameters
+    ----------
+    path
+        Input location.
+
+    Returns
+    -------
+    anndata.AnnData
+        The data as read, nothing changed.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise VAEInputError(path, "file does not exist")
+    try:
+        if path.is_dir():
+            return sc.read_10x_mtx(path)
+        if path.stat().st_size == 0:
+            raise VAEInputError(path, "file is empty")
+        suffix = path.suffix.lower()
+        if suffix == ".h5ad":
+            return ad.read_h5ad(path)
+        if suffix in {".csv", ".tsv", ".txt"}:
+            return ad.read_csv(path, delimiter="," if suffix == ".csv" else "\t")
+    except VAEInputError:
+        raise
+    except Exception as err:  # readers raise many types for corrupt files
+        raise VAEInputError(
+            path, f"not a readable AnnData/count file ({type(err).__name__})"
+        ) from err
+    raise VAEInputError(path, f"unknown expression suffix {path.suffix!r}; use .h5ad, .csv, .tsv")
+
+
+def counts_matrix(adata: ad.AnnData, layer: str | None, source: str | Path) -> sp.csr_matrix:
+    """Return the count matrix (``X`` or ``layer``) as CSR float32 after checking it.
+
+    Raises :class:`~vae.errors.VAEInputError` when values are NaN/inf, negative or
+    not integers: count likelihoods need raw counts.
+    """
+    if layer is not None and layer not in adata.layers:
+        raise VAEInputError(source, f"layer {layer!r} not found; layers: {list(adata.layers)}")
+    matrix = adata.layers[layer] if layer is not None else adata.X
+    matrix = sp.csr_matrix(matrix, dtype=np.float32)
+    values = matrix.data
+    where = f"layer {layer!r}" if layer else "X"
+    if not np.isfinite(values).all():
+        raise VAEInputError(source, f"{where} holds NaN or infinite values")
+    if (values < 0).any():
+        raise VAEInputError(source, f"{where} holds negative values; raw counts are required")
+    if not np.array_equal(values, np.round(values)):
+        hint = f" (layers present: {list(adata.layers)})" if adata.layers else ""
+        raise VAEInputError(
+            source,
+            f"{where} holds non-integer values, looks normalised; count likelihoods need raw "
+            f"counts: set layer to the raw-count layer{hint}",
+        )
+    return matrix
+
+
+def prepare_counts(
+    path: str | Path,
+    *,
+    layer: str | None = None,
+    label_key: str | None = None,
+    batch_key: str | None = None,
+    min_genes: int = 1,
+    min_cells: int = 1,
+    n_top_genes: int | None = None,
+) -> tuple[ad.AnnData, dict]:
+    """Read, check and QC-filter raw counts for a count VAE.
+
+    Parameters
+    ----------
+    path
+        Input file (see :func:`read_counts_file`).
+    layer
+        Layer holding raw counts; ``X`` when ``None``.
+    label_key, batch_key
+        ``obs`` columns that must exist when given.
+    min_genes, min_cells
+        QC thresholds (scanpy ``filter_cells`` / ``filter_genes``).
+    n_top_genes
+        When set, keep this many highly variable genes (scanpy ``seurat_v3`` on
+        counts, batch-aware with ``batch_key``).
+
+    Returns
+    -------
+    tuple
+        AnnData with counts in ``X`` (CSR float32) and the QC stats.
+    """
+    raw = read_counts_file(path)
+    for key, what in ((label_key, "label"), (batch_key, "batch")):
+        if key is not None and key not in raw.obs:
+            raise VAEInputError(path, f"{what} key {key!r} not in obs columns {list(raw.obs)}")
+    adata = ad.AnnData(X=counts_matrix(raw, layer, path), obs=raw.obs.copy(), var=raw.var.copy())
+    adata.obs_names, adata.var_names = raw.obs_names.astype(str), raw.var_names.astype(str)
+    stats = {"n_cells_read": adata.n_obs, "n_genes_read": adata.n_vars}
+    sc.pp.filter_cells(adata, min_genes=min_genes)
+    if adata.n_obs == 0:
+        raise VAEInputError(path, f"zero cells left after QC (min_genes={min_genes})")
+    sc.pp.filter_genes(adata, min_cells=min_cells)
+    if adata.n_vars == 0:
+        raise VAEInputError(path, f"zero genes left after QC (min_cells={min_cells})")
+    if n_top_genes is not None and n_top_genes < adata.n_vars:
+        sc.pp.highly_variable_genes(
+            adata, flavor="seurat_v3", n_top_genes=n_top_genes, batch_key=batch_key, subset=True
+        )
+    adata.obs["library_size"] = np.asarray(adata.X.sum(1)).ravel()
+    stats |= {"n_cells": adata.n_obs, "n_genes": adata.n_vars}
+    logger.info("counts %s: %s", path, stats)
+    return adata, stats

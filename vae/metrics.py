@@ -1,0 +1,140 @@
+"""Quality metrics for embeddings and variant scores (scikit-learn and scanpy)."""
+
+from __future__ import annotations
+
+import logging
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import scanpy as sc
+import scipy.sparse as sp
+from sklearn.metrics import (
+    adjusted_rand_score,
+    normalized_mutual_info_score,
+    roc_auc_score,
+    silhouette_score,
+)
+from sklearn.model_selection import StratifiedKFold, cross_val_predict
+from sklearn.neighbors import KNeighborsClassifier
+
+from vae._constants import AMINO_ACIDS, PROTEIN_ALPHABET
+
+logger = logging.getLogger(__name__)
+
+
+def leiden_clusters(embedding: np.ndarray, *, n_neighbors: int = 15, seed: int = 0) -> np.ndarray:
+    """Leiden clusters (scanpy, igraph flavour) of a kNN graph on ``embedding``."""
+    adata = ad.AnnData(X=np.zeros((embedding.shape[0], 1), dtype=np.float32))
+    adata.obsm["rep"] = embedding
+    sc.pp.neighbors(adata, use_rep="rep", n_neighbors=n_neighbors, random_state=seed)
+    sc.tl.leiden(adata, flavor="igraph", n_iterations=2, directed=False, random_state=seed)
+    return adata.obs["leiden"].to_numpy()
+
+
+def embedding_metrics(
+    embedding: np.ndarray,
+    labels: np.ndarray | None = None,
+    batches: np.ndarray | None = None,
+    *,
+    k: int = 15,
+    seed: int = 0,
+) -> dict[str, float]:
+    """Label agreement and batch mixing of an embedding.
+
+    Parameters
+    ----------
+    embedding
+        ``(n, d)`` coordinates.
+    labels
+        Cell-type (or other) labels; enables ARI/NMI of Leiden clusters, kNN accuracy
+        (5-fold cross-validated, ``k`` neighbours) and the label silhouette.
+    batches
+        Batch labels; enables the batch silhouette (``1 - |s|`` averaged: 1 = well mixed).
+    k
+        Neighbours for the kNN classifier.
+    seed
+        Seed for Leiden and the folds.
+    """
+    out: dict[str, float] = {}
+    if labels is not None:
+        labels = np.asarray(labels).astype(str)
+        clusters = leiden_clusters(embedding, seed=seed)
+        out["leiden_ari"] = float(adjusted_rand_score(labels, clusters))
+        out["leiden_nmi"] = float(normalized_mutual_info_score(labels, clusters))
+        out["n_leiden_clusters"] = int(len(set(clusters)))
+        counts = pd.Series(labels).value_counts()
+        n_splits = int(min(5, counts.min())) if counts.size > 1 else 0
+        if n_splits >= 2:
+            folds = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+            predicted = cross_val_predict(
+                KNeighborsClassifier(n_neighbors=k), embedding, labels, cv=folds
+            )
+            out["knn_accuracy"] = float((predicted == labels).mean())
+        if counts.size > 1:
+            out["silhouette_label"] = float(silhouette_score(embedding, labels))
+    if batches is not None and len(set(np.asarray(batches).astype(str))) > 1:
+        from sklearn.metrics import silhouette_samples
+
+        s = silhouette_samples(embedding, np.asarray(batches).astype(str))
+        out["batch_mixing_silhouette"] = float(np.mean(1 - np.abs(s)))
+    return out
+
+
+def pca_baseline(counts: sp.spmatrix | np.ndarray, n_components: int, seed: int = 0) -> np.ndarray:
+    """PCA of log1p(CP10k)-normalised counts, the usual single-cell baseline."""
+    adata = ad.AnnData(X=sp.csr_matrix(counts, dtype=np.float32))
+    sc.pp.normalize_total(adata, target_sum=1e4)
+    sc.pp.log1p(adata)
+    n_components = min(n_components, min(adata.shape) - 1)
+    sc.pp.pca(adata, n_comps=n_components, random_state=seed)
+    return adata.obsm["X_pca"]
+
+
+def site_independent_log_frequencies(
+    codes: np.ndarray, weights: np.ndarray, *, pseudocount: float = 1.0
+) -> np.ndarray:
+    """Log column frequencies ``(L, A)`` of a site-independent model.
+
+    Weighted amino-acid (and gap) counts of the training sequences plus
+    ``pseudocount`` per symbol; the reference model of every protein benchmark.
+    """
+    n_tokens = len(PROTEIN_ALPHABET)
+    counts = np.stack([((codes == t) * weights[:, None]).sum(0) for t in range(n_tokens)], 1)
+    counts = counts + pseudocount
+    return np.log(counts / counts.sum(1, keepdims=True))
+
+
+def site_independent_loglik(log_freq: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    """Per-sequence log-likelihood of index-encoded ``codes`` under ``log_freq``."""
+    return log_freq[np.arange(codes.shape[1]), codes.astype(int)].sum(1)
+
+
+def site_independent_scores(
+    log_freq: np.ndarray, positions: list[int], focus_residues: str
+) -> pd.DataFrame:
+    """Site-independent ``evol_index`` (log p(wt) - log p(mt)) of every single substitution."""
+    rows = []
+    for col, (pos, wt) in enumerate(zip(positions, focus_residues, strict=True)):
+        wt_index = PROTEIN_ALPHABET.index(wt)
+        for aa_index, aa in enumerate(AMINO_ACIDS):
+            if aa != wt:
+                rows.append((f"{wt}{pos}{aa}", log_freq[col, wt_index] - log_freq[col, aa_index]))
+    return pd.DataFrame(rows, columns=["mutant", "evol_index"])
+
+
+def variant_auc(scores: pd.DataFrame, labels: pd.DataFrame) -> dict[str, float]:
+    """ROC AUC of ``evol_index`` against binary labels (1 = pathogenic).
+
+    Parameters
+    ----------
+    scores
+        Table with ``mutant`` and ``evol_index``.
+    labels
+        Table with ``mutant`` and ``label`` (0/1).
+    """
+    merged = scores.merge(labels, on="mutant", how="inner")
+    out = {"n_labelled": int(len(labels)), "n_scored": int(len(merged))}
+    if merged["label"].nunique() == 2:
+        out["roc_auc"] = float(roc_auc_score(merged["label"], merged["evol_index"]))
+    return out

@@ -1,0 +1,159 @@
+"""Shared save/load and training glue for the domain models."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, ClassVar
+
+import anndata as ad
+import numpy as np
+import torch
+from torch import nn
+
+import vae
+from vae._constants import FILES
+from vae._io import atomic_path, write_json_atomic
+from vae.errors import VAEInputError
+from vae.train import TrainConfig, Trainer, TrainingResult
+
+logger = logging.getLogger(__name__)
+
+
+class BaseModel:
+    """A module plus everything needed to reuse it on new data.
+
+    Subclasses set :attr:`domain` and :attr:`module_cls` and implement
+    :meth:`tensors` (AnnData -> named tensors for the module).
+
+    Parameters
+    ----------
+    module_kwargs
+        Keyword arguments that rebuild the module.
+    var_names
+        Feature names in model order (genes, or ``{position}{wild type}`` columns).
+    info
+        Preprocessing parameters and other metadata saved with the weights.
+    """
+
+    domain: ClassVar[str]
+    module_cls: ClassVar[type[nn.Module]]
+    _registry: ClassVar[dict[str, type[BaseModel]]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        BaseModel._registry[cls.domain] = cls
+
+    def __init__(self, module_kwargs: dict, var_names: list[str], info: dict) -> None:
+        self.module_kwargs = dict(module_kwargs)
+        self.var_names = list(var_names)
+        self.info = dict(info)
+        self.module = self.module_cls(**self.module_kwargs)
+        self.device = torch.device("cpu")
+
+    def to(self, device: torch.device | str) -> BaseModel:
+        """Move the module to ``device``."""
+        self.device = torch.device(device)
+        self.module.to(self.device)
+        return self
+
+    def tensors(self, adata: ad.AnnData) -> dict[str, torch.Tensor]:
+        """Named tensors for :meth:`module.forward`, one row per observation."""
+        raise NotImplementedError
+
+    def sampling_weights(self, adata: ad.AnnData) -> torch.Tensor | None:
+        """Return per-observation minibatch sampling weights, or ``None`` for uniform."""
+        return None
+
+    def train(
+        self,
+        adata: ad.AnnData,
+        config: TrainConfig,
+        *,
+        checkpoint_path: str | Path | None = None,
+        checkpoint_key: str = "",
+    ) -> TrainingResult:
+        """Fit the module on ``adata`` (seeded by ``config.seed``)."""
+        torch.manual_seed(config.seed)
+        self.module = self.module_cls(**self.module_kwargs).to(self.device)
+        trainer = Trainer(
+            self.module,
+            self.tensors(adata),
+            config,
+            device=self.device,
+            sampling_weights=self.sampling_weights(adata),
+            checkpoint_path=checkpoint_path,
+            checkpoint_key=checkpoint_key,
+        )
+        return trainer.fit()
+
+    @torch.no_grad()
+    def get_latent(self, adata: ad.AnnData, batch_size: int = 4096) -> np.ndarray:
+        """Posterior means ``E[z | x]`` as an ``(n_obs, n_latent)`` array."""
+        self.module.eval()
+        tensors = self.tensors(adata)
+        n = next(iter(tensors.values())).shape[0]
+        out = []
+        for start in range(0, n, batch_size):
+            chunk = {k: v[start : start + batch_size].to(self.device) for k, v in tensors.items()}
+            out.append(self.module.inference(**chunk).loc.float().cpu())
+        return torch.cat(out).numpy() if out else np.zeros((0, self.module.n_latent))
+
+    @torch.no_grad()
+    def elbo(self, adata: ad.AnnData, batch_size: int = 4096) -> np.ndarray:
+        """Per-observation ELBO with the posterior mean (deterministic)."""
+        self.module.eval()
+        tensors = self.tensors(adata)
+        n = next(iter(tensors.values())).shape[0]
+        out = []
+        for start in range(0, n, batch_size):
+            chunk = {k: v[start : start + batch_size].to(self.device) for k, v in tensors.items()}
+            out.append(-self.module(**chunk, sample=False).neg_elbo().float().cpu())
+        return torch.cat(out).numpy()
+
+    def save(self, directory: str | Path) -> None:
+        """Write ``model.pt`` (weights, settings, feature names, version) and ``model.json``."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        meta = {
+            "domain": self.domain,
+            "module_kwargs": self.module_kwargs,
+            "var_names": self.var_names,
+            "info": self.info,
+            "vae_version": vae.__version__,
+            "torch_version": torch.__version__,
+        }
+        state = {k: v.cpu() for k, v in self.module.state_dict().items()}
+        with atomic_path(directory / FILES.MODEL) as tmp:
+            torch.save(meta | {"state_dict": state}, tmp)
+        write_json_atomic(directory / FILES.MODEL_INFO, meta | {"n_features": len(self.var_names)})
+
+    @classmethod
+    def _from_saved(cls, saved: dict) -> BaseModel:
+        model = cls(saved["module_kwargs"], saved["var_names"], saved["info"])
+        model.module.load_state_dict(saved["state_dict"])
+        model.module.eval()
+        return model
+
+
+def load_model(directory: str | Path, device: str | torch.device = "cpu") -> BaseModel:
+    """Load a saved model of either domain from ``directory``.
+
+    Parameters
+    ----------
+    directory
+        A folder written by :meth:`BaseModel.save`.
+    device
+        Device to place the module on.
+    """
+    path = Path(directory) / FILES.MODEL
+    if not path.is_file():
+        raise VAEInputError(directory, f"not a model folder (no {FILES.MODEL})")
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:
+        raise VAEInputError(path, f"cannot read model file ({type(err).__name__})") from err
+    domain = saved.get("domain")
+    if domain not in BaseModel._registry:
+        raise VAEInputError(path, f"unknown model domain {domain!r}")
+    return BaseModel._registry[domain]._from_saved(saved).to(device)

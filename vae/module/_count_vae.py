@@ -1,0 +1,145 @@
+"""scVI-style VAE for raw counts: (zero-inflated) negative binomial likelihood."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from torch import nn
+from torch.distributions import Normal, kl_divergence
+
+from vae.module._base import LossOutput
+from vae.nn import MLP, GaussianEncoder
+
+_EPS = 1e-8
+
+
+def log_nb(x: torch.Tensor, mu: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+    """Log-density of the negative binomial with mean ``mu`` and inverse dispersion ``theta``."""
+    log_theta_mu = torch.log(theta + mu + _EPS)
+    return (
+        theta * (torch.log(theta + _EPS) - log_theta_mu)
+        + x * (torch.log(mu + _EPS) - log_theta_mu)
+        + torch.lgamma(x + theta)
+        - torch.lgamma(theta)
+        - torch.lgamma(x + 1)
+    )
+
+
+def log_zinb(
+    x: torch.Tensor, mu: torch.Tensor, theta: torch.Tensor, pi_logits: torch.Tensor
+) -> torch.Tensor:
+    """Log-density of the zero-inflated NB; ``pi_logits`` are the dropout logits."""
+    softplus_pi = nn.functional.softplus(-pi_logits)
+    log_theta_eps = torch.log(theta + _EPS)
+    log_theta_mu = torch.log(theta + mu + _EPS)
+    pi_theta_log = -pi_logits + theta * (log_theta_eps - log_theta_mu)
+    case_zero = nn.functional.softplus(pi_theta_log) - softplus_pi
+    case_non_zero = (
+        -softplus_pi
+        + pi_theta_log
+        + x * (torch.log(mu + _EPS) - log_theta_mu)
+        + torch.lgamma(x + theta)
+        - torch.lgamma(theta)
+        - torch.lgamma(x + 1)
+    )
+    zero = (x < _EPS).to(mu.dtype)
+    return zero * case_zero + (1 - zero) * case_non_zero
+
+
+class CountVAE(nn.Module):
+    """scVI-style VAE: encoder on ``log1p`` counts, NB/ZINB decoder with observed library size.
+
+    Parameters
+    ----------
+    n_genes
+        Number of genes.
+    n_batches
+        Number of batch categories (0 or 1 means no batch covariate).
+    n_latent, n_hidden, n_layers
+        Sizes (scvi-tools defaults 10, 128, 1).
+    likelihood
+        ``"nb"`` or ``"zinb"``.
+    dropout_rate
+        Encoder dropout (scvi-tools default 0.1).
+    """
+
+    def __init__(
+        self,
+        n_genes: int,
+        *,
+        n_batches: int = 0,
+        n_latent: int = 10,
+        n_hidden: int = 128,
+        n_layers: int = 1,
+        likelihood: Literal["nb", "zinb"] = "nb",
+        dropout_rate: float = 0.1,
+    ) -> None:
+        super().__init__()
+        self.n_genes, self.n_batches, self.n_latent = n_genes, max(n_batches, 1), n_latent
+        self.likelihood = likelihood
+        hidden = [n_hidden] * n_layers
+        self.encoder = GaussianEncoder(
+            n_genes + self._n_cov, n_latent, hidden, dropout_rate=dropout_rate, norm="batch"
+        )
+        self.decoder = MLP(n_latent + self._n_cov, hidden, norm="batch")
+        self.scale = nn.Linear(n_hidden, n_genes)
+        self.dropout_logits = nn.Linear(n_hidden, n_genes) if likelihood == "zinb" else None
+        self.log_theta = nn.Parameter(torch.randn(n_genes))
+
+    @property
+    def _n_cov(self) -> int:
+        return self.n_batches if self.n_batches > 1 else 0
+
+    def _with_batch(self, h: torch.Tensor, batch: torch.Tensor | None) -> torch.Tensor:
+        if not self._n_cov:
+            return h
+        return torch.cat([h, nn.functional.one_hot(batch.long(), self.n_batches).to(h.dtype)], -1)
+
+    def inference(self, x: torch.Tensor, batch: torch.Tensor | None = None) -> Normal:
+        """Return ``q(z | x)``."""
+        return self.encoder(self._with_batch(torch.log1p(x), batch))
+
+    def generative(
+        self, z: torch.Tensor, library: torch.Tensor, batch: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
+        """Return NB mean ``mu``, inverse dispersion ``theta`` and (ZINB) dropout logits."""
+        hidden = self.decoder(self._with_batch(z, batch))
+        scale = torch.softmax(self.scale(hidden).float(), dim=-1)
+        out = {"scale": scale, "mu": library[:, None] * scale, "theta": self.log_theta.exp()}
+        if self.dropout_logits is not None:
+            out["pi_logits"] = self.dropout_logits(hidden).float()
+        return out
+
+    def log_likelihood(self, x: torch.Tensor, px: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Per-cell ``log p(x | z)`` summed over genes."""
+        if self.likelihood == "zinb":
+            return log_zinb(x, px["mu"], px["theta"], px["pi_logits"]).sum(-1)
+        return log_nb(x, px["mu"], px["theta"]).sum(-1)
+
+    def forward(
+        self, x: torch.Tensor, batch: torch.Tensor | None = None, *, sample: bool = True
+    ) -> LossOutput:
+        """Compute the ELBO terms of a minibatch of counts ``(batch, genes)``."""
+        qz = self.inference(x, batch)
+        z = qz.rsample() if sample else qz.loc
+        px = self.generative(z, x.sum(-1), batch)
+        pz = Normal(torch.zeros_like(qz.loc), torch.ones_like(qz.scale))
+        kl = kl_divergence(qz, pz).sum(-1)
+        return LossOutput(-self.log_likelihood(x, px), kl, torch.zeros((), device=x.device))
+
+    @torch.no_grad()
+    def sample_counts(self, library: torch.Tensor, batch: torch.Tensor | None) -> torch.Tensor:
+        """Posterior-predictive counts for prior draws, one per entry of ``library``.
+
+        Uses the global torch random state; callers seed it (``torch.random.fork_rng``).
+        """
+        z = torch.randn(library.shape[0], self.n_latent, device=library.device)
+        px = self.generative(z, library, batch)
+        theta = px["theta"].expand_as(px["mu"])
+        rate = torch._standard_gamma(theta) * px["mu"] / theta  # gamma-Poisson mixture
+        counts = torch.poisson(rate)
+        if "pi_logits" in px:
+            keep = torch.rand(counts.shape, device=counts.device)
+            counts = counts * (keep > torch.sigmoid(px["pi_logits"]))
+        return counts

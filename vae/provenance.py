@@ -1,0 +1,81 @@
+"""Provenance manifests: inputs with checksums, settings, versions, seed, device, wall time."""
+
+from __future__ import annotations
+
+import platform
+import subprocess
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+from vae._constants import FILES
+from vae._io import sha256_file, write_json_atomic
+
+_PACKAGES = ("vae-workflow", "torch", "anndata", "scanpy", "snakemake", "numpy", "biopython")
+
+
+def package_versions() -> dict[str, str | None]:
+    """Versions of Python and the packages that shape results."""
+    out: dict[str, str | None] = {"python": platform.python_version()}
+    for name in _PACKAGES:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def git_commit(directory: str | Path = ".") -> str | None:
+    """Commit of the git checkout holding ``directory`` (``None`` outside git)."""
+    try:
+        result = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=directory,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return result.stdout.strip() or None
+
+
+def input_record(path: str | Path) -> dict[str, Any]:
+    """Path, size and SHA-256 of an input file (or of every file in a folder)."""
+    path = Path(path)
+    if path.is_dir():
+        return {
+            "path": str(path),
+            "files": {
+                str(p.relative_to(path)): sha256_file(p)
+                for p in sorted(path.rglob("*"))
+                if p.is_file()
+            },
+        }
+    return {"path": str(path), "bytes": path.stat().st_size, "sha256": sha256_file(path)}
+
+
+def write_manifest(
+    directory: str | Path,
+    *,
+    inputs: dict[str, str | Path],
+    config: dict[str, Any],
+    seed: int | None,
+    device: str,
+    wall_seconds: float,
+    extra: dict[str, Any] | None = None,
+) -> Path:
+    """Write ``manifest.json`` into ``directory`` and return its path."""
+    manifest = {
+        "inputs": {name: input_record(p) for name, p in inputs.items()},
+        "config": config,
+        "versions": package_versions(),
+        "git_commit": git_commit(Path(__file__).parent),
+        "seed": seed,
+        "device": device,
+        "wall_seconds": round(wall_seconds, 3),
+    } | (extra or {})
+    path = Path(directory) / FILES.MANIFEST
+    write_json_atomic(path, manifest)
+    return path

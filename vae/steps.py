@@ -1,0 +1,465 @@
+"""One function per workflow step; the Snakemake scripts and the CLI call these.
+
+Every step reads its inputs, checks them, and writes its outputs atomically, so
+a failure leaves earlier results untouched and no partial file behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+import tempfile
+import time
+import urllib.request
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+
+from vae._constants import KEYS
+from vae._device import resolve_device
+from vae._io import atomic_path, sha256_file, write_json_atomic, write_text_atomic
+from vae.data import (
+    alignment_to_anndata,
+    prepare_counts,
+    read_alignment,
+    read_variant_labels,
+    select_positions,
+)
+from vae.errors import VAEInputError
+from vae.metrics import (
+    embedding_metrics,
+    pca_baseline,
+    site_independent_log_frequencies,
+    site_independent_loglik,
+    site_independent_scores,
+    variant_auc,
+)
+from vae.model import CountModel, SequenceModel, load_model
+from vae.provenance import write_manifest
+from vae.train import TrainConfig
+
+logger = logging.getLogger(__name__)
+
+BUILTIN_SOURCES = {"builtin:pbmc68k": ".h5ad", "builtin:pf02826": ".a2m"}
+
+
+def write_h5ad_atomic(adata: ad.AnnData, path: str | Path) -> None:
+    """Write ``adata`` to ``path`` through a temporary file."""
+    with atomic_path(path) as tmp:
+        adata.write_h5ad(tmp, compression="gzip")
+
+
+def read_h5ad(path: str | Path) -> ad.AnnData:
+    """Read an ``.h5ad`` file, turning reader errors into one clear line."""
+    path = Path(path)
+    if not path.is_file():
+        raise VAEInputError(path, "file does not exist")
+    try:
+        return ad.read_h5ad(path)
+    except Exception as err:
+        raise VAEInputError(path, f"not a readable AnnData file ({type(err).__name__})") from err
+
+
+# --------------------------------------------------------------------------- sources
+def fetch_source(source: str, output: str | Path, *, sha256: str | None = None) -> None:
+    """Materialise a dataset source: a built-in demo set or an https URL.
+
+    Parameters
+    ----------
+    source
+        ``builtin:pbmc68k`` (scanpy's 700-cell PBMC subset, raw counts recovered),
+        ``builtin:pf02826`` (family emitted from pyhmmer's Pfam PF02826 profile),
+        or an ``https://`` URL (``sha256`` required).
+    output
+        Destination file.
+    sha256
+        Expected checksum of a downloaded file.
+    """
+    from vae.data._demo import emit_family_alignment, pbmc68k_counts
+
+    output = Path(output)
+    if source == "builtin:pbmc68k":
+        write_h5ad_atomic(pbmc68k_counts(), output)
+    elif source == "builtin:pf02826":
+        rows = emit_family_alignment(n_sequences=3000, seed=0)
+        write_text_atomic(output, "".join(f">{name}\n{row}\n" for name, row in rows))
+    elif source.startswith("https://"):
+        if not sha256:
+            raise VAEInputError(source, "an https source needs a sha256 in the dataset sheet")
+        with atomic_path(output) as tmp:
+            with urllib.request.urlopen(source, timeout=60) as response, open(tmp, "wb") as out:
+                shutil.copyfileobj(response, out)
+            if sha256_file(tmp) != sha256:
+                raise VAEInputError(source, "downloaded file does not match its sha256")
+    else:
+        raise VAEInputError(source, "unknown source; use a path, builtin:NAME or an https URL")
+
+
+# --------------------------------------------------------------------------- preprocess
+def preprocess_protein(
+    alignment: str | Path,
+    output: str | Path,
+    *,
+    focus_id: str | None = None,
+    max_seq_gap_frac: float = 0.5,
+    max_col_gap_frac: float = 0.3,
+    theta: float = 0.2,
+    device: str = "auto",
+) -> dict[str, Any]:
+    """Filter, encode and weight an alignment; write it as ``.h5ad``. Returns the stats."""
+    msa = read_alignment(
+        alignment,
+        focus_id=focus_id,
+        max_seq_gap_frac=max_seq_gap_frac,
+        max_col_gap_frac=max_col_gap_frac,
+    )
+    adata = alignment_to_anndata(msa, theta=theta, device=resolve_device(device))
+    adata.uns["preprocess"] |= {
+        "source": str(alignment),
+        "max_seq_gap_frac": max_seq_gap_frac,
+        "max_col_gap_frac": max_col_gap_frac,
+    }
+    write_h5ad_atomic(adata, output)
+    return dict(adata.uns["preprocess"])
+
+
+def preprocess_expression(
+    counts: str | Path,
+    output: str | Path,
+    *,
+    layer: str | None = None,
+    label_key: str | None = None,
+    batch_key: str | None = None,
+    min_genes: int = 1,
+    min_cells: int = 1,
+    n_top_genes: int | None = None,
+) -> dict[str, Any]:
+    """Check raw counts, QC-filter, optionally select HVGs; write ``.h5ad``. Returns the stats."""
+    adata, stats = prepare_counts(
+        counts,
+        layer=layer,
+        label_key=label_key,
+        batch_key=batch_key,
+        min_genes=min_genes,
+        min_cells=min_cells,
+        n_top_genes=n_top_genes,
+    )
+    adata.uns["preprocess"] = stats | {
+        "source": str(counts),
+        "layer": layer,
+        "label_key": label_key,
+        "batch_key": batch_key,
+        "min_genes": min_genes,
+        "min_cells": min_cells,
+        "n_top_genes": n_top_genes,
+    }
+    write_h5ad_atomic(adata, output)
+    return stats
+
+
+# --------------------------------------------------------------------------- train
+def _fingerprint(*parts: Any) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def train_model(
+    data: str | Path,
+    model_dir: str | Path,
+    history: str | Path,
+    *,
+    domain: str,
+    model_kwargs: dict[str, Any],
+    train_kwargs: dict[str, Any],
+    device: str = "auto",
+    checkpoint: str | Path | None = None,
+) -> dict[str, Any]:
+    """Train a model on a preprocessed ``.h5ad``; write the model folder and history.
+
+    Parameters
+    ----------
+    data
+        Output of :func:`preprocess_protein` or :func:`preprocess_expression`.
+    model_dir
+        Folder to create (written whole, then renamed into place).
+    history
+        TSV with one row per evaluation.
+    domain
+        ``protein`` or ``expression``.
+    model_kwargs
+        Module settings (e.g. ``n_latent``, ``likelihood``).
+    train_kwargs
+        :class:`~vae.train.TrainConfig` fields.
+    device
+        ``auto``, ``cpu`` or ``cuda``.
+    checkpoint
+        Checkpoint file for resuming an interrupted run (kept outside ``model_dir``).
+    """
+    started = time.perf_counter()
+    adata = read_h5ad(data)
+    torch_device = resolve_device(device)
+    config = TrainConfig(**train_kwargs)
+    if domain == "protein":
+        model = SequenceModel.from_anndata(adata, **model_kwargs)
+    elif domain == "expression":
+        batch_key = adata.uns.get("preprocess", {}).get("batch_key")
+        model = CountModel.from_anndata(adata, batch_key=batch_key, **model_kwargs)
+    else:
+        raise VAEInputError("domain", f"unknown domain {domain!r}")
+    model.to(torch_device)
+    key = _fingerprint(sha256_file(data), domain, model_kwargs)
+    result = model.train(adata, config, checkpoint_path=checkpoint, checkpoint_key=key)
+    model.info["train"] = (
+        asdict(config)
+        | {
+            "steps": result.steps,
+            "val_index": result.val_index.tolist(),
+        }
+        | result.extra
+    )
+
+    model_dir = Path(model_dir)
+    model_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{model_dir.name}.", dir=model_dir.parent))
+    staging.chmod(0o755)
+    try:
+        model.save(staging)
+        write_manifest(
+            staging,
+            inputs={"data": data},
+            config={"domain": domain, "model": model_kwargs, "train": asdict(config)},
+            seed=config.seed,
+            device=str(torch_device),
+            wall_seconds=time.perf_counter() - started,
+            extra={"train_seconds": result.seconds, "steps": result.steps},
+        )
+        with atomic_path(history) as tmp:
+            result.history.to_csv(tmp, sep="\t", index=False)
+        if model_dir.exists():
+            shutil.rmtree(model_dir)
+        staging.rename(model_dir)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)
+    if checkpoint is not None:
+        Path(checkpoint).unlink(missing_ok=True)
+    return {"steps": result.steps, "seconds": result.seconds}
+
+
+# --------------------------------------------------------------------------- embed/sample/score
+def embed_preprocessed(
+    model_dir: str | Path, data: str | Path, output: str | Path, *, device: str = "auto"
+) -> None:
+    """Embed the model's own preprocessed data: ``obs`` kept, means in ``obsm['X_vae']``."""
+    model = load_model(model_dir, resolve_device(device))
+    adata = read_h5ad(data)
+    if list(adata.var_names) != model.var_names:
+        raise VAEInputError(data, "features differ from the model's; use `vae embed` for new data")
+    out = ad.AnnData(obs=adata.obs.copy())
+    out.obsm[KEYS.X_VAE] = model.get_latent(adata)
+    out.uns["model"] = {"path": str(model_dir), "domain": model.domain}
+    out.uns["obs_keys"] = _obs_keys(adata)
+    write_h5ad_atomic(out, output)
+
+
+def _obs_keys(adata: ad.AnnData) -> dict[str, str]:
+    """Return the label and batch columns recorded by preprocessing."""
+    settings = adata.uns.get("preprocess", {})
+    return {k: settings[k] for k in ("label_key", "batch_key") if settings.get(k)}
+
+
+def sample_protein(model_dir: str | Path, output: str | Path, *, n: int, seed: int = 0) -> None:
+    """Write ``n`` sequences generated from the prior as FASTA."""
+    model = load_model(model_dir)
+    sequences = model.sample(n, seed=seed)
+    write_text_atomic(output, "".join(f">sample_{i}\n{s}\n" for i, s in enumerate(sequences)))
+
+
+def sample_expression(model_dir: str | Path, output: str | Path, *, n: int, seed: int = 0) -> None:
+    """Write ``n`` posterior-predictive cells (prior draws) as ``.h5ad``."""
+    model = load_model(model_dir)
+    write_h5ad_atomic(model.sample(n, seed=seed), output)
+
+
+def score_variants(
+    model_dir: str | Path,
+    output: str | Path,
+    *,
+    n_samples: int = 20,
+    seed: int = 0,
+    device: str = "auto",
+) -> None:
+    """Write the evolutionary index of every single substitution of the focus sequence."""
+    model = load_model(model_dir, resolve_device(device))
+    if model.domain != "protein":
+        raise VAEInputError(model_dir, "variant scores need a protein model")
+    table = model.score_single_mutants(n_samples=n_samples, seed=seed)
+    with atomic_path(output) as tmp:
+        table.to_csv(tmp, index=False, float_format="%.6g")
+
+
+# --------------------------------------------------------------------------- evaluate
+def evaluate_protein(
+    model_dir: str | Path,
+    data: str | Path,
+    scores: str | Path,
+    output: str | Path,
+    *,
+    labels: str | Path | None = None,
+    protein: str | None = None,
+) -> dict[str, Any]:
+    """Held-out ELBO vs the site-independent model, and ROC AUC when labels are given."""
+    model = load_model(model_dir)
+    adata = read_h5ad(data)
+    val = np.asarray(model.info["train"]["val_index"], dtype=int)
+    train = np.setdiff1d(np.arange(adata.n_obs), val)
+    codes = np.asarray(adata.X)
+    weights = adata.obs[KEYS.WEIGHT].to_numpy()
+    log_freq = site_independent_log_frequencies(codes[train], weights[train])
+    metrics: dict[str, Any] = {
+        "n_sequences": int(adata.n_obs),
+        "n_columns": int(adata.n_vars),
+        "neff": float(weights.sum()),
+        "n_heldout": int(val.size),
+    }
+    if val.size:
+        elbo = model.elbo(adata[val])
+        site_ll = site_independent_loglik(log_freq, codes[val])
+        metrics |= {
+            "heldout_elbo_per_sequence": float(elbo.mean()),
+            "heldout_site_independent_loglik_per_sequence": float(site_ll.mean()),
+        }
+    table = pd.read_csv(scores)
+    metrics["n_variants_scored"] = int(len(table))
+    if labels is not None:
+        label_table = read_variant_labels(labels, protein)
+        metrics |= variant_auc(table, label_table)
+        # same labels scored by the site-independent model: log p(mt) - log p(wt) per column
+        metrics |= {
+            f"site_independent_{k}": v
+            for k, v in variant_auc(
+                site_independent_scores(
+                    log_freq, model.info["positions"], model.info["focus_residues"]
+                ),
+                label_table,
+            ).items()
+        }
+    write_json_atomic(output, metrics)
+    return metrics
+
+
+def evaluate_expression(
+    model_dir: str | Path,
+    data: str | Path,
+    embedding: str | Path,
+    output: str | Path,
+    *,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Held-out ELBO per cell and label/batch metrics of X_vae next to a PCA baseline."""
+    model = load_model(model_dir)
+    adata = read_h5ad(data)
+    latent = read_h5ad(embedding).obsm[KEYS.X_VAE]
+    val = np.asarray(model.info["train"]["val_index"], dtype=int)
+    keys = _obs_keys(adata)
+    labels = adata.obs[keys["label_key"]].to_numpy() if "label_key" in keys else None
+    batches = adata.obs[keys["batch_key"]].to_numpy() if "batch_key" in keys else None
+    metrics: dict[str, Any] = {"n_cells": int(adata.n_obs), "n_genes": int(adata.n_vars)}
+    if val.size:
+        metrics["heldout_elbo_per_cell"] = float(model.elbo(adata[val]).mean())
+    metrics["vae"] = embedding_metrics(latent, labels, batches, seed=seed)
+    baseline = pca_baseline(adata.X, latent.shape[1], seed=seed)
+    metrics["pca_baseline"] = embedding_metrics(baseline, labels, batches, seed=seed)
+    write_json_atomic(output, metrics)
+    return metrics
+
+
+# --------------------------------------------------------------------------- new data
+def align_to_reference(
+    adata: ad.AnnData, reference: list[str], *, min_overlap: float = 0.8, source: str = "input"
+) -> tuple[ad.AnnData, dict[str, Any]]:
+    """Reorder ``adata``'s genes to ``reference``, zero-filling missing ones.
+
+    Returns the aligned AnnData and an overlap report (also stored in ``uns``).
+    Raises below ``min_overlap`` (fraction of reference genes present).
+    """
+    import scipy.sparse as sp
+
+    present = pd.Index(adata.var_names).get_indexer(reference)
+    found = present >= 0
+    overlap = float(found.mean()) if len(reference) else 0.0
+    report = {
+        "n_reference_genes": len(reference),
+        "n_input_genes": int(adata.n_vars),
+        "n_shared_genes": int(found.sum()),
+        "overlap": overlap,
+        "min_overlap": min_overlap,
+    }
+    if overlap < min_overlap:
+        raise VAEInputError(
+            source,
+            f"only {found.sum()} of {len(reference)} model genes present ({overlap:.0%} < "
+            f"{min_overlap:.0%}); pass --allow-low-overlap to embed anyway",
+        )
+    matrix = sp.csr_matrix(adata.X, dtype=np.float32)
+    columns = sp.csr_matrix((adata.n_obs, len(reference)), dtype=np.float32).tolil()
+    columns[:, np.flatnonzero(found)] = matrix[:, present[found]]
+    aligned = ad.AnnData(
+        X=columns.tocsr(), obs=adata.obs.copy(), var=pd.DataFrame(index=reference)
+    )
+    aligned.var["present"] = found
+    return aligned, report
+
+
+def embed_new(
+    model_dir: str | Path,
+    input_path: str | Path,
+    output: str | Path,
+    *,
+    device: str = "auto",
+    min_overlap: float = 0.8,
+    layer: str | None = None,
+) -> dict[str, Any]:
+    """Embed a new dataset with a trained model; write ``obsm['X_vae']`` to ``output``.
+
+    Expression: genes matched by name, reordered and zero-filled (overlap report in
+    ``uns['overlap']``); raw counts required. Protein: an alignment whose kept focus
+    columns match the model's (same length and wild-type residues).
+    """
+    model = load_model(model_dir, resolve_device(device))
+    if model.domain == "expression":
+        from vae.data import counts_matrix, read_counts_file
+
+        raw = read_counts_file(input_path)
+        raw.X = counts_matrix(raw, layer, input_path)
+        adata, report = align_to_reference(
+            raw, model.var_names, min_overlap=min_overlap, source=str(input_path)
+        )
+        batch_key = model.info.get("batch_key")
+        if batch_key and batch_key not in adata.obs:
+            raise VAEInputError(
+                input_path, f"batch key {batch_key!r} of the model is not an obs column"
+            )
+    else:
+        msa = read_alignment(input_path, max_seq_gap_frac=1.0, max_col_gap_frac=1.0)
+        msa = select_positions(msa, model.info["positions"], input_path)
+        if msa.focus_residues != model.info["focus_residues"]:
+            raise VAEInputError(
+                input_path, "focus residues differ from the model's at the same positions"
+            )
+        adata = alignment_to_anndata(msa)
+        report = {
+            "n_sequences": adata.n_obs,
+            "n_dropped_ambiguous_sequences": msa.stats["n_dropped_ambiguous_sequences"],
+        }
+    out = ad.AnnData(obs=adata.obs.copy())
+    out.obsm[KEYS.X_VAE] = model.get_latent(adata)
+    out.uns["overlap"] = report
+    out.uns["model"] = {"path": str(model_dir), "domain": model.domain}
+    write_h5ad_atomic(out, output)
+    return report

@@ -1,0 +1,41 @@
+rule evaluate_protein:
+    input:
+        model="results/protein/{dataset}/model",
+        data="results/protein/{dataset}/preprocessed.h5ad",
+        scores="results/protein/{dataset}/variant_scores.csv",
+    output:
+        "results/protein/{dataset}/metrics.json",
+    log:
+        "logs/evaluate_protein/{dataset}.log",
+    conda:
+        "../envs/vae.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    params:
+        labels=lambda wc: optional_path(dataset(wc)["labels"]),
+        protein=lambda wc: wc.dataset,
+    script:
+        "../scripts/evaluate_protein.py"
+
+
+rule evaluate_expression:
+    input:
+        model="results/expression/{dataset}/model",
+        data="results/expression/{dataset}/preprocessed.h5ad",
+        embedding="results/expression/{dataset}/embedding.h5ad",
+    output:
+        "results/expression/{dataset}/metrics.json",
+    log:
+        "logs/evaluate_expression/{dataset}.log",
+    conda:
+        "../envs/vae.yaml"
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=60,
+    params:
+        seed=config["seed"],
+    script:
+        "../scripts/evaluate_expression.py"

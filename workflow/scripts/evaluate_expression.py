@@ -1,0 +1,14 @@
+"""Held-out ELBO and embedding metrics of an expression model, with a PCA baseline."""
+
+from vae._script import run_logged
+from vae.steps import evaluate_expression
+
+run_logged(
+    snakemake.log[0],
+    evaluate_expression,
+    snakemake.input.model,
+    snakemake.input.data,
+    snakemake.input.embedding,
+    snakemake.output[0],
+    seed=snakemake.params.seed,
+)
