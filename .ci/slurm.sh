@@ -29,6 +29,10 @@ usage() { die "usage: $0 {start|stop} STATE_DIR"; }
 
 [[ $# -eq 2 ]] || usage
 cmd=$1
+if [[ "$cmd" == stop && ! -d "$2" ]]; then
+  log "no $2: nothing to stop"
+  exit 0
+fi
 mkdir -p "$2"
 STATE_DIR=$(cd "$2" && pwd -P)
 CONF="$STATE_DIR/slurm.conf"

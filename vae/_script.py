@@ -10,7 +10,13 @@ from typing import Any
 from vae.errors import VAEInputError
 
 
-def run_logged(log_path: str, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+def run_logged(
+    log_path: str,
+    func: Callable[..., Any],
+    *args: Any,
+    threads: int | None = None,
+    **kwargs: Any,
+) -> Any:
     """Call ``func`` with logging to ``log_path``; bad input exits 1 with one clear line.
 
     Parameters
@@ -21,7 +27,14 @@ def run_logged(log_path: str, func: Callable[..., Any], *args: Any, **kwargs: An
         The :mod:`vae.steps` function to run.
     *args, **kwargs
         Passed to ``func``.
+    threads
+        CPU threads granted to the job; torch uses no more (oversubscribed cores slow
+        small matrix products down many times).
     """
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(max(1, int(threads)))
     logging.basicConfig(
         filename=log_path,
         level=logging.INFO,

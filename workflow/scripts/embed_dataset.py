@@ -10,4 +10,5 @@ run_logged(
     snakemake.input.data,
     snakemake.output[0],
     device=snakemake.params.device,
+    threads=snakemake.threads,
 )

@@ -11,4 +11,5 @@ run_logged(
     snakemake.input.embedding,
     snakemake.output[0],
     seed=snakemake.params.seed,
+    threads=snakemake.threads,
 )

@@ -9,4 +9,5 @@ run_logged(
     snakemake.input[0],
     snakemake.output[0],
     seed=snakemake.params.seed,
+    threads=snakemake.threads,
 )

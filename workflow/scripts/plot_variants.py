@@ -10,4 +10,5 @@ run_logged(
     snakemake.output[0],
     labels=snakemake.params.labels,
     protein=snakemake.params.protein,
+    threads=snakemake.threads,
 )

@@ -9,4 +9,5 @@ run_logged(
     snakemake.params.source,
     snakemake.output[0],
     sha256=snakemake.params.sha256,
+    threads=snakemake.threads,
 )

@@ -9,4 +9,5 @@ run_logged(
     snakemake.input[0],
     snakemake.output[0],
     **snakemake.params.settings,
+    threads=snakemake.threads,
 )

@@ -10,4 +10,5 @@ run_logged(
     snakemake.output[0],
     device=snakemake.params.device,
     **snakemake.params.settings,
+    threads=snakemake.threads,
 )

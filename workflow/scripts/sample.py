@@ -11,4 +11,5 @@ run_logged(
     snakemake.output[0],
     n=snakemake.params.n,
     seed=snakemake.params.seed,
+    threads=snakemake.threads,
 )

@@ -11,4 +11,5 @@ run_logged(
     n_samples=snakemake.params.n_samples,
     seed=snakemake.params.seed,
     device=snakemake.params.device,
+    threads=snakemake.threads,
 )

@@ -14,4 +14,5 @@ run_logged(
     train_kwargs=dict(snakemake.params.train),
     device=snakemake.params.device,
     checkpoint=snakemake.params.checkpoint,
+    threads=snakemake.threads,
 )
