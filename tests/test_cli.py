@@ -134,3 +134,34 @@ def test_model_folder_missing_is_one_clear_line(tmp_path) -> None:
     result = vae_cli("info", str(tmp_path / "nope"))
     assert result.returncode != 0
     assert result.stderr.strip() == f"error: {tmp_path / 'nope'}: not a model folder (no model.pt)"
+
+
+def test_embed_unaligned_sequences_with_hmmalign(trained, tmp_path) -> None:
+    from vae.data import read_records
+
+    records = read_records(REPO / ".test/data/tinyfam.a2m")[:30]
+    raw = tmp_path / "raw.fasta"
+    lines = [f">{rid}\n{seq.replace('-', '').replace('.', '').upper()}\n" for rid, seq in records]
+    lines.append(">junk\n" + "W" * 60 + "\n")
+    raw.write_text("".join(lines))
+    out = tmp_path / "raw_embedded.h5ad"
+    result = vae_cli("embed", str(trained["protein"]), str(raw), str(out))
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["mode"].startswith("unaligned")
+    assert "junk" in report["not_aligned"]
+    embedded = ad.read_h5ad(out)
+    assert report["n_embedded"] == embedded.n_obs >= 25
+    assert (trained["protein"] / "family.hmm").is_file()
+    manifest = json.loads((tmp_path / "raw_embedded.manifest.json").read_text())
+    assert manifest["inputs"]["input"]["sha256"]
+
+    # the same sequences given aligned land close to where hmmalign puts them
+    aligned = tmp_path / "aligned_embedded.h5ad"
+    source = REPO / ".test/data/tinyfam.a2m"
+    assert vae_cli("embed", str(trained["protein"]), str(source), str(aligned)).returncode == 0
+    reference = ad.read_h5ad(aligned)
+    shared = [i for i in embedded.obs_names if i in reference.obs_names]
+    assert len(shared) >= 25
+    diff = embedded[shared].obsm["X_vae"] - reference[shared].obsm["X_vae"]
+    assert np.median(np.abs(diff)) < 0.5

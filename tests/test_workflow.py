@@ -86,9 +86,26 @@ def test_expression_artifacts(workdir: Path) -> None:
     assert model["info"]["batch_categories"] == ["b0", "b1"]
 
 
+def test_batch_embedding_of_new_datasets(workdir: Path) -> None:
+    cells = ad.read_h5ad(workdir / "results/embed/tinycells/tinycells_query.h5ad")
+    assert cells.obsm["X_vae"].shape == (150, 4)
+    assert cells.obs_names[0].startswith("new_")
+    assert cells.uns["overlap"]["n_shared_genes"] == 36
+    assert cells.uns["gene_present"].sum() == 36
+    raw = ad.read_h5ad(workdir / "results/embed/tinyfam/tinyfam_raw.h5ad")
+    assert "decoy" in list(raw.uns["not_aligned"])
+    assert raw.n_obs >= 35
+    manifest = json.loads(
+        (workdir / "results/embed/tinyfam/tinyfam_raw.manifest.json").read_text()
+    )
+    assert manifest["inputs"]["input"]["path"].endswith("tinyfam_raw.fasta")
+
+
 def test_figures_regenerate_identically_without_retraining(workdir: Path) -> None:
     figures = sorted((workdir / "results").glob("*/*/figures/*.png"))
-    assert len(figures) == 5
+    # protein: training, UMAP, variant scores, ROC, heat map, sample frequencies;
+    # expression: training, UMAP, metrics table
+    assert len(figures) == 9
     before = {p: _digest(p) for p in figures}
     model_mtime = (workdir / "results/protein/tinyfam/model/model.pt").stat().st_mtime
     for folder in {p.parent for p in figures}:

@@ -18,6 +18,7 @@ class _Files(NamedTuple):
     MODEL_INFO: str = "model.json"
     CHECKPOINT: str = "checkpoint.pt"
     MANIFEST: str = "manifest.json"
+    FAMILY_HMM: str = "family.hmm"
 
 
 KEYS = _Keys()

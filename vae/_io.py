@@ -11,6 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from vae.errors import VAEInputError
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
@@ -29,8 +31,11 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         Temporary file in the same directory; write to it, it is renamed on exit.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as err:
+        raise _cannot_write(path, err) from err
     os.close(fd)
     tmp_path = Path(tmp)
     umask = os.umask(0)
@@ -38,10 +43,23 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     tmp_path.chmod(0o666 & ~umask)  # mkstemp creates 0600; give the file normal permissions
     try:
         yield tmp_path
-        os.replace(tmp_path, path)
+        try:
+            os.replace(tmp_path, path)
+        except OSError as err:
+            raise _cannot_write(path, err) from err
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def _cannot_write(path: Path, err: OSError) -> VAEInputError:
+    """Say in one line why ``path`` cannot be written (CLI and workflow print it as is)."""
+    blocker = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        return VAEInputError(path, f"cannot write output: {blocker} is a file, not a folder")
+    if path.is_dir():
+        return VAEInputError(path, "cannot write output: an existing folder is in the way")
+    return VAEInputError(path, f"cannot write output in {path.parent}: {err.strerror}")
 
 
 def write_text_atomic(path: str | Path, text: str) -> None:

@@ -53,6 +53,13 @@ def info(model_dir: Path) -> None:
 @click.option("--min-overlap", default=0.8, show_default=True, help="Minimum gene overlap.")
 @click.option("--allow-low-overlap", is_flag=True, help="Embed even below --min-overlap.")
 @click.option("--layer", default=None, help="AnnData layer holding raw counts (default X).")
+@click.option(
+    "--max-gap-frac",
+    default=0.5,
+    show_default=True,
+    help="Raw sequences with more gaps in the model's columns after hmmalign are not embedded.",
+)
+@click.option("--chunk-size", default=10_000, show_default=True, help="Cells/sequences per chunk.")
 def embed(
     model_dir: Path,
     input_path: Path,
@@ -61,8 +68,14 @@ def embed(
     min_overlap: float,
     allow_low_overlap: bool,
     layer: str | None,
+    max_gap_frac: float,
+    chunk_size: int,
 ) -> None:
-    """Embed a new dataset (cells or sequences) with a trained model into OUTPUT (.h5ad)."""
+    """Embed a new dataset (cells or sequences) with a trained model into OUTPUT (.h5ad).
+
+    Cells: genes matched by name to the model's. Sequences: an alignment holding the
+    model's focus columns, or unaligned FASTA (aligned to the family with hmmalign).
+    """
     from vae.steps import embed_new
 
     report = embed_new(
@@ -72,8 +85,10 @@ def embed(
         device=device,
         min_overlap=0.0 if allow_low_overlap else min_overlap,
         layer=layer,
+        max_gap_frac=max_gap_frac,
+        chunk_size=chunk_size,
     )
-    click.echo(json.dumps(report))
+    click.echo(json.dumps({k: v for k, v in report.items() if k != "gene_present"}))
 
 
 @cli.command()

@@ -65,8 +65,9 @@ def write_manifest(
     device: str,
     wall_seconds: float,
     extra: dict[str, Any] | None = None,
+    name: str = FILES.MANIFEST,
 ) -> Path:
-    """Write ``manifest.json`` into ``directory`` and return its path."""
+    """Write a manifest (``manifest.json`` by default) into ``directory``; return its path."""
     manifest = {
         "inputs": {name: input_record(p) for name, p in inputs.items()},
         "config": config,
@@ -76,6 +77,6 @@ def write_manifest(
         "device": device,
         "wall_seconds": round(wall_seconds, 3),
     } | (extra or {})
-    path = Path(directory) / FILES.MANIFEST
+    path = Path(directory) / name
     write_json_atomic(path, manifest)
     return path

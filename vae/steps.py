@@ -21,17 +21,19 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 
-from vae._constants import KEYS
+from vae._constants import FILES, KEYS
 from vae._device import resolve_device
 from vae._io import atomic_path, sha256_file, write_json_atomic, write_text_atomic
 from vae.data import (
     alignment_to_anndata,
+    decode,
     prepare_counts,
     read_alignment,
     read_variant_labels,
     select_positions,
 )
-from vae.errors import VAEInputError
+from vae.data._hmm import build_family_hmm
+from vae.errors import VAEInputError, unreadable
 from vae.metrics import (
     embedding_metrics,
     pca_baseline,
@@ -43,10 +45,15 @@ from vae.metrics import (
 from vae.model import CountModel, SequenceModel, load_model
 from vae.provenance import write_manifest
 from vae.train import TrainConfig
+from vae.train._trainer import NonFiniteLossError
 
 logger = logging.getLogger(__name__)
 
-BUILTIN_SOURCES = {"builtin:pbmc68k": ".h5ad", "builtin:pf02826": ".a2m"}
+BUILTIN_SOURCES = {
+    "builtin:pbmc68k": ".h5ad",
+    "builtin:pf02826": ".a2m",
+    "builtin:pf02826_raw": ".fasta",
+}
 
 
 def write_h5ad_atomic(adata: ad.AnnData, path: str | Path) -> None:
@@ -63,7 +70,7 @@ def read_h5ad(path: str | Path) -> ad.AnnData:
     try:
         return ad.read_h5ad(path)
     except Exception as err:
-        raise VAEInputError(path, f"not a readable AnnData file ({type(err).__name__})") from err
+        raise VAEInputError(path, unreadable(err, "AnnData")) from err
 
 
 # --------------------------------------------------------------------------- sources
@@ -75,13 +82,15 @@ def fetch_source(source: str, output: str | Path, *, sha256: str | None = None) 
     source
         ``builtin:pbmc68k`` (scanpy's 700-cell PBMC subset, raw counts recovered),
         ``builtin:pf02826`` (family emitted from pyhmmer's Pfam PF02826 profile),
+        ``builtin:pf02826_raw`` (new unaligned sequences from that profile plus random
+        decoys, for batch embedding),
         or an ``https://`` URL (``sha256`` required).
     output
         Destination file.
     sha256
         Expected checksum of a downloaded file.
     """
-    from vae.data._demo import emit_family_alignment, pbmc68k_counts
+    from vae.data._demo import emit_family_alignment, emit_raw_sequences, pbmc68k_counts
 
     output = Path(output)
     if source == "builtin:pbmc68k":
@@ -89,6 +98,9 @@ def fetch_source(source: str, output: str | Path, *, sha256: str | None = None) 
     elif source == "builtin:pf02826":
         rows = emit_family_alignment(n_sequences=3000, seed=0)
         write_text_atomic(output, "".join(f">{name}\n{row}\n" for name, row in rows))
+    elif source == "builtin:pf02826_raw":
+        rows = emit_raw_sequences(n_sequences=300, n_decoys=5, seed=1)
+        write_text_atomic(output, "".join(f">{name}\n{seq}\n" for name, seq in rows))
     elif source.startswith("https://"):
         if not sha256:
             raise VAEInputError(source, "an https source needs a sha256 in the dataset sheet")
@@ -213,7 +225,10 @@ def train_model(
         raise VAEInputError("domain", f"unknown domain {domain!r}")
     model.to(torch_device)
     key = _fingerprint(sha256_file(data), domain, model_kwargs)
-    result = model.train(adata, config, checkpoint_path=checkpoint, checkpoint_key=key)
+    try:
+        result = model.train(adata, config, checkpoint_path=checkpoint, checkpoint_key=key)
+    except NonFiniteLossError as err:  # one line naming the settings; no model is written
+        raise VAEInputError(f"train.{domain}", str(err)) from err
     model.info["train"] = (
         asdict(config)
         | {
@@ -229,6 +244,8 @@ def train_model(
     staging.chmod(0o755)
     try:
         model.save(staging)
+        if domain == "protein":
+            build_family_hmm(decode(np.asarray(adata.X)), staging / FILES.FAMILY_HMM)
         write_manifest(
             staging,
             inputs={"data": data},
@@ -256,7 +273,9 @@ def embed_preprocessed(
     model_dir: str | Path, data: str | Path, output: str | Path, *, device: str = "auto"
 ) -> None:
     """Embed the model's own preprocessed data: ``obs`` kept, means in ``obsm['X_vae']``."""
-    model = load_model(model_dir, resolve_device(device))
+    started = time.perf_counter()
+    torch_device = resolve_device(device)
+    model = load_model(model_dir, torch_device)
     adata = read_h5ad(data)
     if list(adata.var_names) != model.var_names:
         raise VAEInputError(data, "features differ from the model's; use `vae embed` for new data")
@@ -265,6 +284,16 @@ def embed_preprocessed(
     out.uns["model"] = {"path": str(model_dir), "domain": model.domain}
     out.uns["obs_keys"] = _obs_keys(adata)
     write_h5ad_atomic(out, output)
+    output = Path(output)
+    write_manifest(
+        output.parent,
+        name=f"{output.name.removesuffix('.h5ad')}.manifest.json",
+        inputs={"data": data, "model": Path(model_dir) / FILES.MODEL},
+        config={},
+        seed=None,
+        device=str(torch_device),
+        wall_seconds=time.perf_counter() - started,
+    )
 
 
 def _obs_keys(adata: ad.AnnData) -> dict[str, str]:
@@ -380,40 +409,167 @@ def evaluate_expression(
 
 
 # --------------------------------------------------------------------------- new data
-def align_to_reference(
-    adata: ad.AnnData, reference: list[str], *, min_overlap: float = 0.8, source: str = "input"
-) -> tuple[ad.AnnData, dict[str, Any]]:
-    """Reorder ``adata``'s genes to ``reference``, zero-filling missing ones.
+def overlap_report(
+    var_names: list[str], reference: list[str], *, min_overlap: float, source: str | Path
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Match ``var_names`` to the model's genes; fail below ``min_overlap``.
 
-    Returns the aligned AnnData and an overlap report (also stored in ``uns``).
-    Raises below ``min_overlap`` (fraction of reference genes present).
+    Returns the index of each reference gene in ``var_names`` (-1 when missing) and a
+    report of the overlap.
     """
-    import scipy.sparse as sp
-
-    present = pd.Index(adata.var_names).get_indexer(reference)
+    present = pd.Index(var_names).get_indexer(reference)
     found = present >= 0
     overlap = float(found.mean()) if len(reference) else 0.0
     report = {
         "n_reference_genes": len(reference),
-        "n_input_genes": int(adata.n_vars),
+        "n_input_genes": len(var_names),
         "n_shared_genes": int(found.sum()),
         "overlap": overlap,
         "min_overlap": min_overlap,
     }
+    if not found.any():
+        raise VAEInputError(source, f"none of the model's {len(reference)} genes is present")
     if overlap < min_overlap:
         raise VAEInputError(
             source,
             f"only {found.sum()} of {len(reference)} model genes present ({overlap:.0%} < "
             f"{min_overlap:.0%}); pass --allow-low-overlap to embed anyway",
         )
-    matrix = sp.csr_matrix(adata.X, dtype=np.float32)
-    columns = sp.csr_matrix((adata.n_obs, len(reference)), dtype=np.float32).tolil()
-    columns[:, np.flatnonzero(found)] = matrix[:, present[found]]
-    aligned = ad.AnnData(
-        X=columns.tocsr(), obs=adata.obs.copy(), var=pd.DataFrame(index=reference)
+    return present, report
+
+
+def align_genes(adata: ad.AnnData, present: np.ndarray, reference: list[str]) -> ad.AnnData:
+    """Reorder genes to ``reference`` (indices from :func:`overlap_report`), zero-filling gaps.
+
+    ``var["present"]`` marks the genes that were observed.
+    """
+    import scipy.sparse as sp
+
+    found = present >= 0
+    # a 0/1 selection matrix maps input genes onto model columns; absent columns stay zero
+    selection = sp.csr_matrix(
+        (np.ones(found.sum(), dtype=np.float32), (present[found], np.flatnonzero(found))),
+        shape=(adata.n_vars, len(reference)),
     )
+    columns = sp.csr_matrix(adata.X, dtype=np.float32) @ selection
+    aligned = ad.AnnData(X=columns, obs=adata.obs.copy(), var=pd.DataFrame(index=reference))
     aligned.var["present"] = found
-    return aligned, report
+    return aligned
+
+
+_ALIGNMENT_SUFFIXES = {".a2m", ".a3m", ".fasta", ".fa", ".faa", ".afa", ".sto", ".stk"}
+
+
+def _check_domain(model_domain: str, input_path: Path) -> None:
+    is_alignment = input_path.suffix.lower() in _ALIGNMENT_SUFFIXES
+    if model_domain == "expression" and is_alignment:
+        raise VAEInputError(input_path, "is a sequence file but the model is an expression model")
+    if model_domain == "protein" and not is_alignment:
+        raise VAEInputError(
+            input_path,
+            f"the model is a protein model; give a FASTA/A2M/Stockholm file, not "
+            f"{input_path.suffix or 'a file without suffix'}",
+        )
+
+
+def _chunks(n: int, size: int, what: str):
+    from tqdm import tqdm
+
+    for start in tqdm(range(0, n, size), desc=f"embedding {what}", unit="chunk", disable=None):
+        yield start, min(start + size, n)
+
+
+def _embed_cells(
+    model: CountModel, path: Path, *, layer: str | None, min_overlap: float, chunk_size: int
+) -> tuple[np.ndarray, pd.DataFrame, dict[str, Any]]:
+    from vae.data import counts_matrix, read_counts_file
+
+    if path.suffix.lower() == ".h5ad" and path.is_file() and path.stat().st_size > 0:
+        try:
+            source = ad.read_h5ad(path, backed="r")  # chunks are read from disk one at a time
+        except Exception as err:
+            raise VAEInputError(path, unreadable(err, "AnnData")) from err
+    else:
+        source = read_counts_file(path)
+    present, report = overlap_report(
+        list(source.var_names.astype(str)), model.var_names, min_overlap=min_overlap, source=path
+    )
+    batch_key = model.info.get("batch_key")
+    if batch_key and batch_key not in source.obs:
+        raise VAEInputError(path, f"batch key {batch_key!r} of the model is not an obs column")
+    latents = []
+    for start, stop in _chunks(source.n_obs, chunk_size, "cells"):
+        chunk = source[start:stop]
+        chunk = chunk.to_memory() if chunk.isbacked else chunk
+        chunk = ad.AnnData(X=counts_matrix(chunk, layer, path), obs=chunk.obs)
+        latents.append(model.get_latent(align_genes(chunk, present, model.var_names)))
+    obs = source.obs.copy()
+    obs.index = obs.index.astype(str)
+    latent = np.concatenate(latents) if latents else np.zeros((0, model.module.n_latent))
+    report["gene_present"] = (present >= 0).tolist()
+    return latent, obs, report
+
+
+def _embed_sequences(
+    model: SequenceModel,
+    model_dir: Path,
+    path: Path,
+    *,
+    max_gap_frac: float,
+    chunk_size: int,
+) -> tuple[np.ndarray, pd.DataFrame, dict[str, Any]]:
+    from vae.data import encode, read_records
+    from vae.data._hmm import align_to_family
+
+    records = read_records(path)
+    aligned = any(c in seq for _, seq in records for c in "-.") or any(
+        any(ch.islower() for ch in seq) and any(ch.isupper() for ch in seq) for _, seq in records
+    )
+    if aligned:
+        msa = read_alignment(path, max_seq_gap_frac=1.0, max_col_gap_frac=1.0)
+        msa = select_positions(msa, model.info["positions"], path)
+        if msa.focus_residues != model.info["focus_residues"]:
+            raise VAEInputError(
+                path, "focus residues differ from the model's at the same positions"
+            )
+        ids, rows = msa.ids, msa.sequences
+        report = {
+            "mode": "aligned",
+            "n_sequences_read": len(records),
+            "n_dropped_ambiguous": msa.stats["n_dropped_ambiguous_sequences"],
+            "not_aligned": [],
+        }
+    else:
+        hmm = model_dir / FILES.FAMILY_HMM
+        if not hmm.is_file():
+            raise VAEInputError(model_dir, f"no {FILES.FAMILY_HMM}: cannot align raw sequences")
+        ids, rows, not_aligned, unencodable = [], [], [], []
+        for start, stop in _chunks(len(records), chunk_size, "sequences (hmmalign)"):
+            batch = records[start:stop]
+            for (rid, _), row in zip(batch, align_to_family(hmm, batch), strict=True):
+                if row is None or any(c in row for c in "BZXJUO*"):
+                    unencodable.append(rid)
+                elif row.count("-") / len(row) > max_gap_frac:
+                    not_aligned.append(rid)
+                else:
+                    ids.append(rid)
+                    rows.append(row)
+        report = {
+            "mode": "unaligned (hmmalign to the training family)",
+            "n_sequences_read": len(records),
+            "max_gap_frac": max_gap_frac,
+            "not_aligned": not_aligned,
+            "unencodable": unencodable,
+        }
+    if not rows:
+        raise VAEInputError(path, "no sequence could be aligned to the model's family")
+    latents = []
+    for start, stop in _chunks(len(rows), chunk_size, "sequences"):
+        codes = encode(rows[start:stop])
+        latents.append(model.get_latent(ad.AnnData(X=codes)))
+    report["n_embedded"] = len(rows)
+    obs = pd.DataFrame({"id": ids}, index=ad.utils.make_index_unique(pd.Index(ids)))
+    return np.concatenate(latents), obs, report
 
 
 def embed_new(
@@ -424,42 +580,50 @@ def embed_new(
     device: str = "auto",
     min_overlap: float = 0.8,
     layer: str | None = None,
+    max_gap_frac: float = 0.5,
+    chunk_size: int = 10_000,
 ) -> dict[str, Any]:
     """Embed a new dataset with a trained model; write ``obsm['X_vae']`` to ``output``.
 
-    Expression: genes matched by name, reordered and zero-filled (overlap report in
-    ``uns['overlap']``); raw counts required. Protein: an alignment whose kept focus
-    columns match the model's (same length and wild-type residues).
+    Expression: genes are matched by name, reordered and zero-filled (the overlap
+    report goes to ``uns['overlap']``, the missing-gene mask to ``uns['gene_present']``);
+    raw counts are required; ``.h5ad`` inputs are read from disk in chunks.
+    Protein: an alignment is checked to hold the model's focus columns (same residue
+    numbers and wild type); unaligned FASTA is aligned to the training family with
+    pyhmmer's ``hmmalign`` and sequences with more than ``max_gap_frac`` gaps in the
+    model's columns are reported as not aligned. A ``.manifest.json`` is written beside
+    ``output``.
     """
-    model = load_model(model_dir, resolve_device(device))
+    started = time.perf_counter()
+    model_dir, input_path, output = Path(model_dir), Path(input_path), Path(output)
+    torch_device = resolve_device(device)
+    model = load_model(model_dir, torch_device)
+    if not input_path.exists():
+        raise VAEInputError(input_path, "file does not exist")
+    _check_domain(model.domain, input_path)
     if model.domain == "expression":
-        from vae.data import counts_matrix, read_counts_file
-
-        raw = read_counts_file(input_path)
-        raw.X = counts_matrix(raw, layer, input_path)
-        adata, report = align_to_reference(
-            raw, model.var_names, min_overlap=min_overlap, source=str(input_path)
+        latent, obs, report = _embed_cells(
+            model, input_path, layer=layer, min_overlap=min_overlap, chunk_size=chunk_size
         )
-        batch_key = model.info.get("batch_key")
-        if batch_key and batch_key not in adata.obs:
-            raise VAEInputError(
-                input_path, f"batch key {batch_key!r} of the model is not an obs column"
-            )
     else:
-        msa = read_alignment(input_path, max_seq_gap_frac=1.0, max_col_gap_frac=1.0)
-        msa = select_positions(msa, model.info["positions"], input_path)
-        if msa.focus_residues != model.info["focus_residues"]:
-            raise VAEInputError(
-                input_path, "focus residues differ from the model's at the same positions"
-            )
-        adata = alignment_to_anndata(msa)
-        report = {
-            "n_sequences": adata.n_obs,
-            "n_dropped_ambiguous_sequences": msa.stats["n_dropped_ambiguous_sequences"],
-        }
-    out = ad.AnnData(obs=adata.obs.copy())
-    out.obsm[KEYS.X_VAE] = model.get_latent(adata)
-    out.uns["overlap"] = report
+        latent, obs, report = _embed_sequences(
+            model, model_dir, input_path, max_gap_frac=max_gap_frac, chunk_size=chunk_size
+        )
+    out = ad.AnnData(obs=obs)
+    out.obsm[KEYS.X_VAE] = latent
+    out.uns["overlap"] = {k: v for k, v in report.items() if not isinstance(v, list)}
+    for key in ("not_aligned", "unencodable", "gene_present"):
+        if key in report:
+            out.uns[key] = np.asarray(report[key])
     out.uns["model"] = {"path": str(model_dir), "domain": model.domain}
     write_h5ad_atomic(out, output)
+    write_manifest(
+        output.parent,
+        name=f"{output.name.removesuffix('.h5ad')}.manifest.json",
+        inputs={"input": input_path, "model": model_dir / FILES.MODEL},
+        config={"min_overlap": min_overlap, "layer": layer, "max_gap_frac": max_gap_frac},
+        seed=None,
+        device=str(torch_device),
+        wall_seconds=time.perf_counter() - started,
+    )
     return report

@@ -10,7 +10,7 @@ import numpy as np
 import scanpy as sc
 import scipy.sparse as sp
 
-from vae.errors import VAEInputError
+from vae.errors import VAEInputError, unreadable
 
 logger = logging.getLogger(__name__)
 
@@ -44,9 +44,7 @@ def read_counts_file(path: str | Path) -> ad.AnnData:
     except VAEInputError:
         raise
     except Exception as err:  # readers raise many types for corrupt files
-        raise VAEInputError(
-            path, f"not a readable AnnData/count file ({type(err).__name__})"
-        ) from err
+        raise VAEInputError(path, unreadable(err, "AnnData/count")) from err
     raise VAEInputError(path, f"unknown expression suffix {path.suffix!r}; use .h5ad, .csv, .tsv")
 
 

@@ -76,3 +76,27 @@ def emit_family_alignment(n_sequences: int = 1000, seed: int = 0) -> list[tuple[
     focus_len = sum(c.isupper() for c in rows[0][1])
     rows[0] = (f"{rows[0][0]}/1-{focus_len}", rows[0][1])
     return rows
+
+
+def emit_raw_sequences(
+    n_sequences: int = 300, n_decoys: int = 5, seed: int = 1
+) -> list[tuple[str, str]]:
+    """Unaligned sequences emitted from the demo profile, plus random decoy sequences.
+
+    The decoys (uniform amino acids, length 150) should fail to align to the family;
+    they show how batch embedding reports sequences it cannot place.
+    """
+    import numpy as np
+    import pyhmmer
+
+    with pyhmmer.plan7.HMMFile(demo_hmm_path()) as handle:
+        hmm = handle.read()
+    rng = pyhmmer.easel.Randomness(seed)
+    rows = []
+    for i in range(n_sequences):
+        seq = hmm.emit_sequence(rng)
+        rows.append((f"new{i}", seq.textize().sequence))
+    letters = np.array(list("ACDEFGHIKLMNPQRSTVWY"))
+    generator = np.random.default_rng(seed)
+    rows += [(f"decoy{i}", "".join(generator.choice(letters, 150))) for i in range(n_decoys)]
+    return rows

@@ -51,7 +51,7 @@ class CountModel(BaseModel):
         if (codes < 0).any():
             unknown = sorted(set(adata.obs[key].astype(str)) - set(categories))
             raise VAEInputError(key, f"batches {unknown[:5]} were not seen in training")
-        return torch.as_tensor(codes, dtype=torch.long)
+        return torch.as_tensor(np.array(codes), dtype=torch.long)
 
     def tensors(self, adata: ad.AnnData) -> dict[str, torch.Tensor]:
         """``x``: dense float32 counts; ``batch``: batch codes."""

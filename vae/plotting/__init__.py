@@ -1,5 +1,22 @@
-"""Figures drawn from saved artifacts only (history, embeddings, scores)."""
+"""Figures drawn from saved artifacts only (history, embeddings, scores, samples, metrics)."""
 
+from vae.plotting._expression import metrics_table, plot_metrics_table
 from vae.plotting._figures import plot_latent, plot_training_curves, plot_variant_scores
+from vae.plotting._protein import (
+    column_frequencies,
+    plot_mutation_heatmap,
+    plot_sample_frequencies,
+    plot_variant_roc,
+)
 
-__all__ = ["plot_latent", "plot_training_curves", "plot_variant_scores"]
+__all__ = [
+    "column_frequencies",
+    "metrics_table",
+    "plot_latent",
+    "plot_metrics_table",
+    "plot_mutation_heatmap",
+    "plot_sample_frequencies",
+    "plot_training_curves",
+    "plot_variant_roc",
+    "plot_variant_scores",
+]

@@ -4,6 +4,7 @@ import pandas as pd
 from pathlib import Path
 from snakemake.utils import validate
 from vae._schema import schema_problem
+from vae.steps import BUILTIN_SOURCES
 
 SCHEMAS = Path(workflow.basedir) / "schemas"
 
@@ -34,9 +35,35 @@ if DATASETS.index.duplicated().any():
 DOMAINS = ["protein", "expression"]
 
 
+def read_embed_sheet(path):
+    """The batch-embedding sheet: new datasets and the trained model for each."""
+    columns = ["dataset", "model", "source"]
+    if not path:
+        return pd.DataFrame(columns=columns).set_index("dataset", drop=False)
+    if not Path(path).is_file():
+        sys.exit(f"error: {path}: embedding sheet does not exist")
+    sheet = pd.read_csv(path, sep="\t", dtype=str, comment="#").fillna("")
+    sheet = sheet.set_index("dataset", drop=False).sort_index()
+    for _, row in sheet.iterrows():
+        check(row.to_dict(), "embed.schema.yaml", f"{path} row {row.name!r}")
+        if row["model"] not in DATASETS.index:
+            sys.exit(
+                f"error: {path}: model {row['model']!r} is not a dataset of the main sheet"
+            )
+    clash = sheet.index.intersection(DATASETS.index)
+    if len(clash) or sheet.index.duplicated().any():
+        sys.exit(f"error: {path}: dataset names must be unique across both sheets")
+    return sheet
+
+
+QUERIES = read_embed_sheet(config["embed"]["sheet"])
+
+
 wildcard_constraints:
     domain="|".join(DOMAINS),
     dataset="|".join(DATASETS.index) or "NO_DATASETS",
+    model="|".join(DATASETS.index) or "NO_DATASETS",
+    query="|".join(QUERIES.index) or "NO_QUERIES",
 
 
 resource_scopes:
@@ -48,18 +75,43 @@ def dataset(wildcards):
     return DATASETS.loc[wildcards.dataset]
 
 
+def source_row(name):
+    """Sheet row of a training or to-be-embedded dataset."""
+    return DATASETS.loc[name] if name in DATASETS.index else QUERIES.loc[name]
+
+
 def remote_suffix(source):
     """File suffix of a built-in or downloaded source."""
-    builtin = {"builtin:pbmc68k": ".h5ad", "builtin:pf02826": ".a2m"}
-    return builtin.get(source) or "".join(Path(source.split("?")[0]).suffixes[-2:])
+    return BUILTIN_SOURCES.get(source) or "".join(
+        Path(source.split("?")[0]).suffixes[-2:]
+    )
+
+
+def source_path_of(name):
+    """Where the raw input of a dataset lives (data_dir path or materialised source)."""
+    source = source_row(name)["source"]
+    if source.startswith(("builtin:", "https://")):
+        return f"resources/sources/{name}{remote_suffix(source)}"
+    return str(Path(config["data_dir"]) / source)
 
 
 def source_path(wildcards):
-    """Where the raw input of a dataset lives (data_dir path or materialised source)."""
-    source = dataset(wildcards)["source"]
-    if source.startswith(("builtin:", "https://")):
-        return f"resources/sources/{wildcards.dataset}{remote_suffix(source)}"
-    return str(Path(config["data_dir"]) / source)
+    """Raw input of the training dataset named by the wildcards."""
+    return source_path_of(wildcards.dataset)
+
+
+def model_dir(wildcards):
+    """Trained model folder of the dataset named by the ``model`` wildcard."""
+    return f"results/{DATASETS.loc[wildcards.model, 'domain']}/{wildcards.model}/model"
+
+
+def embed_outputs():
+    """Embeddings of every dataset of the batch-embedding sheet."""
+    return [
+        f"results/embed/{row['model']}/{name}{suffix}"
+        for name, row in QUERIES.iterrows()
+        for suffix in (".h5ad", ".manifest.json")
+    ]
 
 
 def optional_path(value):
@@ -87,8 +139,15 @@ def all_outputs():
             "samples.fasta",
             "variant_scores.csv",
             "figures/variant_scores.png",
+            "figures/variant_roc.png",
+            "figures/mutation_heatmap.png",
+            "figures/sample_frequencies.png",
         ],
-        "expression": ["samples.h5ad"],
+        "expression": [
+            "samples.h5ad",
+            "metrics_table.tsv",
+            "figures/metrics_table.png",
+        ],
     }
     return [
         path

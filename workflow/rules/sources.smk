@@ -1,9 +1,10 @@
 rule prepare_source:
     output:
-        "resources/sources/{dataset}{suffix}",
+        "resources/sources/{name}{suffix}",
     log:
-        "logs/prepare_source/{dataset}{suffix}.log",
+        "logs/prepare_source/{name}{suffix}.log",
     wildcard_constraints:
+        name="|".join([*DATASETS.index, *QUERIES.index]),
         suffix=r"\.[A-Za-z0-9.]+",
     conda:
         "../envs/vae.yaml"
@@ -12,7 +13,7 @@ rule prepare_source:
         mem_mb=2000,
         runtime=30,
     params:
-        source=lambda wc: dataset(wc)["source"],
-        sha256=lambda wc: dataset(wc)["sha256"] or None,
+        source=lambda wc: source_row(wc.name)["source"],
+        sha256=lambda wc: source_row(wc.name).get("sha256", "") or None,
     script:
         "../scripts/prepare_source.py"

@@ -6,9 +6,9 @@ from vae.plotting import plot_variant_scores
 run_logged(
     snakemake.log[0],
     plot_variant_scores,
-    snakemake.input[0],
+    snakemake.input.scores,
     snakemake.output[0],
-    labels=snakemake.params.labels,
+    labels=snakemake.input.get("labels") or None,
     protein=snakemake.params.protein,
     threads=snakemake.threads,
 )

@@ -1,0 +1,275 @@
+"""Protein figures: ROC of variant scores, mutational heat map, sample frequencies."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.colors import Normalize
+
+from vae._constants import AMINO_ACIDS, GAP, KEYS, PROTEIN_ALPHABET
+from vae.errors import VAEInputError
+from vae.plotting._figures import _save
+
+_SCORE_COLUMNS = ("mutant", "position", "wt", "mt", "evol_index")
+
+
+def _read_scores(scores: str | Path) -> pd.DataFrame:
+    table = pd.read_csv(scores)
+    missing = [c for c in _SCORE_COLUMNS if c not in table]
+    if missing:
+        raise VAEInputError(scores, f"variant score table lacks columns {missing}")
+    return table
+
+
+def _message(ax: plt.Axes, text: str) -> None:
+    ax.text(0.5, 0.5, text, ha="center", va="center", fontsize=10, wrap=True)
+
+
+def plot_variant_roc(
+    scores: str | Path,
+    output: str | Path,
+    *,
+    labels: str | Path | None = None,
+    protein: str | None = None,
+) -> None:
+    """ROC curve of ``evol_index`` against benign/pathogenic labels.
+
+    Without labels (or with labels of a single class among the scored variants) the
+    figure is still written and says why there is no curve, so the rule's output is
+    the same whatever the configuration.
+
+    Parameters
+    ----------
+    scores
+        ``variant_scores.csv``.
+    output
+        PNG path.
+    labels
+        ClinVar-style label CSV (see :func:`vae.data.read_variant_labels`), or ``None``.
+    protein
+        ``protein_name`` rows to use from ``labels``.
+    """
+    from sklearn.metrics import roc_auc_score, roc_curve
+
+    from vae.data import read_variant_labels
+
+    table = _read_scores(scores)
+    fig, ax = plt.subplots(figsize=(4.8, 4.6))
+    ax.plot([0, 1], [0, 1], ":", color="0.6", linewidth=1, label="chance (AUC = 0.5)")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.01)
+    ax.set_aspect("equal")
+    ax.set_xlabel("false positive rate (benign called damaging)")
+    ax.set_ylabel("true positive rate (pathogenic called damaging)")
+    if labels is None:
+        ax.set_title("ROC of evol_index")
+        _message(ax, "no variant labels configured\nfor this dataset")
+    else:
+        label_table = read_variant_labels(labels, protein)
+        merged = table.merge(label_table, on="mutant", how="inner").dropna(subset=["evol_index"])
+        n_path = int((merged["label"] == 1).sum())
+        n_benign = int((merged["label"] == 0).sum())
+        counts = f"{n_path} pathogenic, {n_benign} benign scored of {len(label_table)} labelled"
+        if n_path == 0 or n_benign == 0:
+            ax.set_title("ROC of evol_index")
+            _message(ax, f"ROC undefined: need both classes\n({counts})")
+        else:
+            fpr, tpr, _ = roc_curve(merged["label"], merged["evol_index"])
+            auc = roc_auc_score(merged["label"], merged["evol_index"])
+            ax.plot(fpr, tpr, color="tab:red", linewidth=2, label=f"VAE (AUC = {auc:.3f})")
+            ax.set_title(f"ROC of evol_index\n{counts}", fontsize=10)
+            ax.legend(loc="lower right", frameon=False, fontsize=9)
+    fig.tight_layout()
+    _save(fig, output)
+
+
+def plot_mutation_heatmap(
+    scores: str | Path,
+    output: str | Path,
+    *,
+    row_length: int = 100,
+) -> None:
+    """Heat map of ``evol_index``: the 20 amino acids by focus position.
+
+    Long proteins wrap into several panels of ``row_length`` positions, each with the
+    same cell width. Wild-type cells carry a black dot; residues between the first and
+    last scored one that are not model columns are grey.
+
+    Parameters
+    ----------
+    scores
+        ``variant_scores.csv`` (``position``, ``wt``, ``mt``, ``evol_index``).
+    output
+        PNG path.
+    row_length
+        Positions per panel.
+    """
+    table = _read_scores(scores)
+    if table.empty:
+        raise VAEInputError(scores, "no variant scores to plot")
+    first, last = int(table["position"].min()), int(table["position"].max())
+    if last - first + 1 > row_length:
+        # wrapped panels start at residue 1, row_length + 1, ... so numbers line up
+        origin = (first - 1) // row_length * row_length + 1
+    else:
+        origin = first
+    span = last - origin + 1
+    aa_row = {aa: i for i, aa in enumerate(AMINO_ACIDS)}
+    matrix = np.full((len(AMINO_ACIDS), span), np.nan)
+    rows = table["mt"].map(aa_row)
+    keep = rows.notna().to_numpy()
+    matrix[rows[keep].astype(int), table["position"][keep] - origin] = table["evol_index"][keep]
+    wild_type = table.drop_duplicates("position").set_index("position")["wt"]
+    modelled = np.zeros(span, dtype=bool)
+    modelled[wild_type.index.to_numpy() - origin] = True
+    inside = np.arange(span) >= first - origin
+
+    values = table["evol_index"].to_numpy(dtype=float)
+    limit = float(np.nanpercentile(np.abs(values), 99)) if np.isfinite(values).any() else 0.0
+    limit = limit if np.isfinite(limit) and limit > 0 else 1.0
+    norm = Normalize(vmin=-limit, vmax=limit)
+    cmap = plt.get_cmap("RdBu_r").with_extremes(bad=(0, 0, 0, 0))
+
+    n_panels = math.ceil(span / row_length)
+    width = min(span, row_length)
+    fig, axes = plt.subplots(
+        n_panels,
+        1,
+        figsize=(max(6.0, 2.2 + 0.14 * width), 0.8 + 3.0 * n_panels),
+        squeeze=False,
+        layout="constrained",
+    )
+    for panel, ax in enumerate(axes[:, 0]):
+        start = panel * row_length
+        stop = min(start + row_length, span)
+        cols = np.arange(start, stop)
+        for col in cols[inside[cols] & ~modelled[cols]]:
+            ax.axvspan(col - start - 0.5, col - start + 0.5, color="0.85", linewidth=0)
+        ax.imshow(
+            matrix[:, start:stop],
+            cmap=cmap,
+            norm=norm,
+            aspect="auto",
+            interpolation="nearest",
+            extent=(-0.5, stop - start - 0.5, len(AMINO_ACIDS) - 0.5, -0.5),
+        )
+        shown = cols[modelled[cols]]
+        wt_letters = [wild_type[origin + c] for c in shown]
+        dots = [
+            (c - start, aa_row[wt])
+            for c, wt in zip(shown, wt_letters, strict=True)
+            if wt in aa_row
+        ]
+        if dots:
+            ax.plot(*zip(*dots, strict=True), "o", color="black", markersize=2.2)
+        ax.set_xlim(-0.5, width - 0.5)
+        ax.set_ylim(len(AMINO_ACIDS) - 0.5, -0.5)
+        ax.set_yticks(range(len(AMINO_ACIDS)), list(AMINO_ACIDS), fontsize=7)
+        ax.set_ylabel("mutant amino acid", fontsize=8)
+        numbered = [c for c in cols if (origin + c) % 10 == 0] or [cols[0]]
+        ax.set_xticks([c - start for c in numbered], [str(origin + c) for c in numbered])
+        ax.tick_params(axis="x", labelsize=7)
+        top = ax.secondary_xaxis("top")
+        top.set_xticks([c - start for c in shown], wt_letters, fontsize=6)
+        top.tick_params(length=0, pad=1)
+        ax.set_xlabel(f"focus position {origin + start}-{origin + stop - 1}", fontsize=8)
+    colorbar = fig.colorbar(
+        plt.cm.ScalarMappable(norm=norm, cmap=cmap),
+        ax=axes[:, 0].tolist(),
+        shrink=min(1.0, 0.9 / n_panels + 0.1),
+        extend="both",
+    )
+    colorbar.set_label("evol_index (red: mutant disfavoured)", fontsize=8)
+    fig.suptitle(
+        "evol_index of every single substitution of the focus sequence\n"
+        "wild type: letters on top and dots; grey: residue not modelled",
+        fontsize=9,
+    )
+    _save(fig, output)
+
+
+def column_frequencies(codes: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+    """Weighted frequency of every alphabet symbol per column, ``(length, 21)``.
+
+    Parameters
+    ----------
+    codes
+        ``(n, length)`` alphabet indices (:data:`vae._constants.PROTEIN_ALPHABET`).
+    weights
+        Sequence weights; ``None`` weighs every sequence 1.
+    """
+    codes = np.asarray(codes, dtype=int)
+    weights = np.ones(codes.shape[0]) if weights is None else np.asarray(weights, dtype=float)
+    counts = np.stack(
+        [((codes == t) * weights[:, None]).sum(0) for t in range(len(PROTEIN_ALPHABET))], 1
+    )
+    return counts / max(float(weights.sum()), np.finfo(float).tiny)
+
+
+def plot_sample_frequencies(
+    samples: str | Path,
+    data: str | Path,
+    output: str | Path,
+) -> None:
+    """Per-column symbol frequencies of generated sequences against the natural alignment.
+
+    Parameters
+    ----------
+    samples
+        ``samples.fasta`` (sequences over the model's columns).
+    data
+        ``preprocessed.h5ad``: alphabet indices in ``X``, sequence weights in
+        ``obs['weight']``.
+    output
+        PNG path.
+    """
+    import anndata as ad
+
+    from vae.data import encode, read_records
+
+    adata = ad.read_h5ad(data)
+    natural = np.asarray(adata.X)
+    weights = adata.obs[KEYS.WEIGHT].to_numpy(dtype=float)
+    records = read_records(samples)
+    lengths = {len(seq) for _, seq in records}
+    if lengths != {natural.shape[1]}:
+        raise VAEInputError(
+            samples,
+            f"sample lengths {sorted(lengths)} differ from the {natural.shape[1]} model columns",
+        )
+    try:
+        generated = encode([seq.upper() for _, seq in records])
+    except ValueError as err:
+        raise VAEInputError(samples, str(err)) from err
+    x = column_frequencies(natural, weights)
+    y = column_frequencies(generated)
+    r = float(np.corrcoef(x.ravel(), y.ravel())[0, 1]) if x.std() and y.std() else float("nan")
+
+    gap = PROTEIN_ALPHABET.index(GAP)
+    fig, ax = plt.subplots(figsize=(4.8, 4.8))
+    ax.plot([0, 1], [0, 1], ":", color="0.6", linewidth=1)
+    ax.scatter(
+        x[:, :gap].ravel(),
+        y[:, :gap].ravel(),
+        s=6,
+        alpha=0.5,
+        color="tab:blue",
+        linewidths=0,
+        label="amino acids",
+    )
+    ax.scatter(
+        x[:, gap], y[:, gap], s=10, alpha=0.8, color="tab:orange", linewidths=0, label="gap"
+    )
+    ax.set_xlim(-0.02, 1.02)
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_aspect("equal")
+    ax.set_xlabel(f"natural frequency (weighted, Neff = {weights.sum():.0f})")
+    ax.set_ylabel(f"sample frequency ({len(records)} generated sequences)")
+    ax.set_title(f"Column frequencies, samples vs natural\nPearson r = {r:.3f}", fontsize=10)
+    ax.legend(loc="upper left", frameon=False, fontsize=8)
+    fig.tight_layout()
+    _save(fig, output)
