@@ -88,28 +88,28 @@ class BaseModel:
         return trainer.fit()
 
     @torch.no_grad()
+    def _map_batches(self, adata: ad.AnnData, step, batch_size: int) -> list[torch.Tensor]:
+        """Apply ``step(tensors)`` to consecutive minibatches on the device (eval mode)."""
+        self.module.eval()
+        tensors = self.tensors(adata)
+        n = next(iter(tensors.values())).shape[0]
+        out = []
+        for start in range(0, n, batch_size):
+            chunk = {k: v[start : start + batch_size].to(self.device) for k, v in tensors.items()}
+            out.append(step(chunk).float().cpu())
+        return out
+
     def get_latent(self, adata: ad.AnnData, batch_size: int = 4096) -> np.ndarray:
         """Posterior means ``E[z | x]`` as an ``(n_obs, n_latent)`` array."""
-        self.module.eval()
-        tensors = self.tensors(adata)
-        n = next(iter(tensors.values())).shape[0]
-        out = []
-        for start in range(0, n, batch_size):
-            chunk = {k: v[start : start + batch_size].to(self.device) for k, v in tensors.items()}
-            out.append(self.module.inference(**chunk).loc.float().cpu())
+        out = self._map_batches(adata, lambda t: self.module.inference(**t).loc, batch_size)
         return torch.cat(out).numpy() if out else np.zeros((0, self.module.n_latent))
 
-    @torch.no_grad()
     def elbo(self, adata: ad.AnnData, batch_size: int = 4096) -> np.ndarray:
         """Per-observation ELBO with the posterior mean (deterministic)."""
-        self.module.eval()
-        tensors = self.tensors(adata)
-        n = next(iter(tensors.values())).shape[0]
-        out = []
-        for start in range(0, n, batch_size):
-            chunk = {k: v[start : start + batch_size].to(self.device) for k, v in tensors.items()}
-            out.append(-self.module(**chunk, sample=False).neg_elbo().float().cpu())
-        return torch.cat(out).numpy()
+        out = self._map_batches(
+            adata, lambda t: -self.module(**t, sample=False).neg_elbo(), batch_size
+        )
+        return torch.cat(out).numpy() if out else np.zeros(0)
 
     def save(self, directory: str | Path) -> None:
         """Write ``model.pt`` (weights, settings, feature names, version) and ``model.json``."""
