@@ -165,3 +165,32 @@ def test_embed_unaligned_sequences_with_hmmalign(trained, tmp_path) -> None:
     assert len(shared) >= 25
     diff = embedded[shared].obsm["X_vae"] - reference[shared].obsm["X_vae"]
     assert np.median(np.abs(diff)) < 0.5
+
+
+def test_embed_matches_genes_by_var_column(tmp_path) -> None:
+    cells = ad.read_h5ad(REPO / ".test/data/tinycells.h5ad")
+    cells.var["gene_ids"] = [f"ENSG{i:05d}" for i in range(cells.n_vars)]
+    cells.write_h5ad(tmp_path / "train.h5ad")
+    steps.preprocess_expression(tmp_path / "train.h5ad", tmp_path / "pre.h5ad")
+    steps.train_model(
+        tmp_path / "pre.h5ad",
+        tmp_path / "model",
+        tmp_path / "history.tsv",
+        domain="expression",
+        model_kwargs={"n_latent": 3, "n_hidden": 16},
+        train_kwargs=TINY,
+        device="cpu",
+    )
+    query = cells.copy()
+    query.var_names = [f"renamed{i}" for i in range(query.n_vars)]  # symbols no longer match
+    query.write_h5ad(tmp_path / "query.h5ad")
+    out = tmp_path / "by_id.h5ad"
+    by_name = vae_cli("embed", str(tmp_path / "model"), str(tmp_path / "query.h5ad"), str(out))
+    assert by_name.returncode != 0
+    assert "none of the model's 40 genes" in by_name.stderr
+    args = ["--var-key", "gene_ids"]
+    result = vae_cli(
+        "embed", str(tmp_path / "model"), str(tmp_path / "query.h5ad"), str(out), *args
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["n_shared_genes"] == 40

@@ -60,6 +60,11 @@ def info(model_dir: Path) -> None:
     help="Raw sequences with more gaps in the model's columns after hmmalign are not embedded.",
 )
 @click.option("--chunk-size", default=10_000, show_default=True, help="Cells/sequences per chunk.")
+@click.option(
+    "--var-key",
+    default=None,
+    help="Match genes by this var column (e.g. Ensembl ids) instead of var_names.",
+)
 def embed(
     model_dir: Path,
     input_path: Path,
@@ -70,6 +75,7 @@ def embed(
     layer: str | None,
     max_gap_frac: float,
     chunk_size: int,
+    var_key: str | None,
 ) -> None:
     """Embed a new dataset (cells or sequences) with a trained model into OUTPUT (.h5ad).
 
@@ -87,6 +93,7 @@ def embed(
         layer=layer,
         max_gap_frac=max_gap_frac,
         chunk_size=chunk_size,
+        var_key=var_key,
     )
     click.echo(json.dumps({k: v for k, v in report.items() if k != "gene_present"}))
 

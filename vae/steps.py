@@ -479,8 +479,26 @@ def _chunks(n: int, size: int, what: str):
         yield start, min(start + size, n)
 
 
+def _gene_ids(model: CountModel, source: ad.AnnData, var_key: str | None, path: Path):
+    """Gene identifiers of the input and of the model, by name or by a ``var`` column."""
+    if var_key is None:
+        return list(source.var_names.astype(str)), model.var_names
+    if var_key not in source.var:
+        raise VAEInputError(path, f"var column {var_key!r} not found; columns: {list(source.var)}")
+    reference = model.info.get("var_ids", {}).get(var_key)
+    if reference is None:
+        raise VAEInputError(path, f"the model has no training var column {var_key!r} to match")
+    return list(source.var[var_key].astype(str)), reference
+
+
 def _embed_cells(
-    model: CountModel, path: Path, *, layer: str | None, min_overlap: float, chunk_size: int
+    model: CountModel,
+    path: Path,
+    *,
+    layer: str | None,
+    min_overlap: float,
+    chunk_size: int,
+    var_key: str | None = None,
 ) -> tuple[np.ndarray, pd.DataFrame, dict[str, Any]]:
     from vae.data import counts_matrix, read_counts_file
 
@@ -491,9 +509,11 @@ def _embed_cells(
             raise VAEInputError(path, unreadable(err, "AnnData")) from err
     else:
         source = read_counts_file(path)
+    query_ids, reference_ids = _gene_ids(model, source, var_key, path)
     present, report = overlap_report(
-        list(source.var_names.astype(str)), model.var_names, min_overlap=min_overlap, source=path
+        query_ids, reference_ids, min_overlap=min_overlap, source=path
     )
+    report["matched_by"] = var_key or "var_names"
     batch_key = model.info.get("batch_key")
     if batch_key and batch_key not in source.obs:
         raise VAEInputError(path, f"batch key {batch_key!r} of the model is not an obs column")
@@ -582,10 +602,13 @@ def embed_new(
     layer: str | None = None,
     max_gap_frac: float = 0.5,
     chunk_size: int = 10_000,
+    var_key: str | None = None,
 ) -> dict[str, Any]:
     """Embed a new dataset with a trained model; write ``obsm['X_vae']`` to ``output``.
 
-    Expression: genes are matched by name, reordered and zero-filled (the overlap
+    Expression: genes are matched by name (or by the ``var`` column ``var_key``, e.g.
+    Ensembl ids, present in both the training data and the input), reordered and
+    zero-filled (the overlap
     report goes to ``uns['overlap']``, the missing-gene mask to ``uns['gene_present']``);
     raw counts are required; ``.h5ad`` inputs are read from disk in chunks.
     Protein: an alignment is checked to hold the model's focus columns (same residue
@@ -603,7 +626,12 @@ def embed_new(
     _check_domain(model.domain, input_path)
     if model.domain == "expression":
         latent, obs, report = _embed_cells(
-            model, input_path, layer=layer, min_overlap=min_overlap, chunk_size=chunk_size
+            model,
+            input_path,
+            layer=layer,
+            min_overlap=min_overlap,
+            chunk_size=chunk_size,
+            var_key=var_key,
         )
     else:
         latent, obs, report = _embed_sequences(
@@ -621,7 +649,12 @@ def embed_new(
         output.parent,
         name=f"{output.name.removesuffix('.h5ad')}.manifest.json",
         inputs={"input": input_path, "model": model_dir / FILES.MODEL},
-        config={"min_overlap": min_overlap, "layer": layer, "max_gap_frac": max_gap_frac},
+        config={
+            "min_overlap": min_overlap,
+            "layer": layer,
+            "max_gap_frac": max_gap_frac,
+            "var_key": var_key,
+        },
         seed=None,
         device=str(torch_device),
         wall_seconds=time.perf_counter() - started,

@@ -36,6 +36,12 @@ class CountModel(BaseModel):
             "log_library_mean": float(library.mean()),
             "log_library_std": float(library.std()),
             "preprocess": dict(adata.uns.get("preprocess", {})),
+            # other gene identifiers of the training data (e.g. Ensembl ids), for matching
+            "var_ids": {
+                str(column): adata.var[column].astype(str).tolist()
+                for column in adata.var.columns
+                if adata.var[column].dtype == object or str(adata.var[column].dtype) == "category"
+            },
         }
         kwargs = {"n_genes": adata.n_vars, "n_batches": len(categories)} | module_kwargs
         return cls(kwargs, list(adata.var_names), info)
