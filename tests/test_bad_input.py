@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 import yaml
+from _tiny import train_tiny_expression, train_tiny_protein
 
 from vae import steps
 from vae.cli import main
@@ -29,7 +30,6 @@ from vae.errors import VAEInputError
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / ".test" / "data"
-TINY = {"max_steps": 20, "batch_size": 32, "eval_every": 10, "checkpoint_every": 0}
 SENTINEL = b"an earlier result that a failed run must leave alone\n"
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "workflow" / "Snakefile")]
 
@@ -42,29 +42,11 @@ def models(tmp_path_factory, workflow_started) -> dict[str, Path]:
     Requests ``workflow_started`` so that the snakemake runs go on while these train.
     """
     root = tmp_path_factory.mktemp("models")
-    steps.preprocess_expression(
-        DATA / "tinycells.h5ad", root / "cells.h5ad", label_key="cell_type", batch_key="batch"
+    cells = train_tiny_expression(
+        DATA / "tinycells.h5ad", root, "cells", label_key="cell_type", batch_key="batch"
     )
-    steps.train_model(
-        root / "cells.h5ad",
-        root / "cells_model",
-        root / "cells_history.tsv",
-        domain="expression",
-        model_kwargs={"n_latent": 3, "n_hidden": 16},
-        train_kwargs=TINY,
-        device="cpu",
-    )
-    steps.preprocess_protein(DATA / "tinyfam.a2m", root / "fam.h5ad", device="cpu")
-    steps.train_model(
-        root / "fam.h5ad",
-        root / "fam_model",
-        root / "fam_history.tsv",
-        domain="protein",
-        model_kwargs={"n_latent": 3, "encoder_hidden": [16], "decoder_hidden": [16]},
-        train_kwargs=TINY,
-        device="cpu",
-    )
-    return {"expression": root / "cells_model", "protein": root / "fam_model"}
+    fam = train_tiny_protein(DATA / "tinyfam.a2m", root, "fam")
+    return {"expression": cells, "protein": fam}
 
 
 def _alignment_records() -> list[tuple[str, str]]:

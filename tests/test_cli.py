@@ -10,11 +10,11 @@ from pathlib import Path
 import anndata as ad
 import numpy as np
 import pytest
+from _tiny import train_tiny_expression, train_tiny_protein
 
 from vae import steps
 
 REPO = Path(__file__).resolve().parents[1]
-TINY = {"max_steps": 20, "batch_size": 32, "eval_every": 10, "checkpoint_every": 0}
 
 
 def vae_cli(*args: str) -> subprocess.CompletedProcess:
@@ -29,29 +29,11 @@ def vae_cli(*args: str) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("cli")
-    out = {}
-    steps.preprocess_expression(REPO / ".test/data/tinycells.h5ad", root / "cells.h5ad")
-    steps.train_model(
-        root / "cells.h5ad",
-        root / "cells_model",
-        root / "cells_history.tsv",
-        domain="expression",
-        model_kwargs={"n_latent": 3, "n_hidden": 16},
-        train_kwargs=TINY,
-        device="cpu",
-    )
-    steps.preprocess_protein(REPO / ".test/data/tinyfam.a2m", root / "fam.h5ad", device="cpu")
-    steps.train_model(
-        root / "fam.h5ad",
-        root / "fam_model",
-        root / "fam_history.tsv",
-        domain="protein",
-        model_kwargs={"n_latent": 3, "encoder_hidden": [16], "decoder_hidden": [16]},
-        train_kwargs=TINY,
-        device="cpu",
-    )
-    out["expression"], out["protein"], out["root"] = root / "cells_model", root / "fam_model", root
-    return out
+    return {
+        "expression": train_tiny_expression(REPO / ".test/data/tinycells.h5ad", root, "cells"),
+        "protein": train_tiny_protein(REPO / ".test/data/tinyfam.a2m", root, "fam"),
+        "root": root,
+    }
 
 
 def test_help_lists_subcommands() -> None:
@@ -171,26 +153,15 @@ def test_embed_matches_genes_by_var_column(tmp_path) -> None:
     cells = ad.read_h5ad(REPO / ".test/data/tinycells.h5ad")
     cells.var["gene_ids"] = [f"ENSG{i:05d}" for i in range(cells.n_vars)]
     cells.write_h5ad(tmp_path / "train.h5ad")
-    steps.preprocess_expression(tmp_path / "train.h5ad", tmp_path / "pre.h5ad")
-    steps.train_model(
-        tmp_path / "pre.h5ad",
-        tmp_path / "model",
-        tmp_path / "history.tsv",
-        domain="expression",
-        model_kwargs={"n_latent": 3, "n_hidden": 16},
-        train_kwargs=TINY,
-        device="cpu",
-    )
+    model = train_tiny_expression(tmp_path / "train.h5ad", tmp_path, "pre")
     query = cells.copy()
     query.var_names = [f"renamed{i}" for i in range(query.n_vars)]  # symbols no longer match
     query.write_h5ad(tmp_path / "query.h5ad")
     out = tmp_path / "by_id.h5ad"
-    by_name = vae_cli("embed", str(tmp_path / "model"), str(tmp_path / "query.h5ad"), str(out))
+    by_name = vae_cli("embed", str(model), str(tmp_path / "query.h5ad"), str(out))
     assert by_name.returncode != 0
     assert "none of the model's 40 genes" in by_name.stderr
     args = ["--var-key", "gene_ids"]
-    result = vae_cli(
-        "embed", str(tmp_path / "model"), str(tmp_path / "query.h5ad"), str(out), *args
-    )
+    result = vae_cli("embed", str(model), str(tmp_path / "query.h5ad"), str(out), *args)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["n_shared_genes"] == 40
