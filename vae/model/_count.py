@@ -8,6 +8,7 @@ import pandas as pd
 import scipy.sparse as sp
 import torch
 
+from vae.data._csr import CSRCounts
 from vae.errors import VAEInputError
 from vae.model._base import BaseModel
 from vae.module import CountVAE
@@ -59,10 +60,9 @@ class CountModel(BaseModel):
             raise VAEInputError(key, f"batches {unknown[:5]} were not seen in training")
         return torch.as_tensor(np.array(codes), dtype=torch.long)
 
-    def tensors(self, adata: ad.AnnData) -> dict[str, torch.Tensor]:
-        """``x``: dense float32 counts; ``batch``: batch codes."""
-        x = adata.X.toarray() if sp.issparse(adata.X) else np.asarray(adata.X)
-        return {"x": torch.as_tensor(x, dtype=torch.float32), "batch": self.batch_codes(adata)}
+    def tensors(self, adata: ad.AnnData) -> dict[str, CSRCounts | torch.Tensor]:
+        """``x``: the counts as a CSR store (minibatches carry their nonzeros); ``batch``."""
+        return {"x": CSRCounts.from_scipy(adata.X), "batch": self.batch_codes(adata)}
 
     @torch.no_grad()
     def sample(self, n: int, *, seed: int = 0) -> ad.AnnData:

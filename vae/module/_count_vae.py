@@ -6,9 +6,11 @@ from typing import Literal
 
 import torch
 from torch import nn
-from torch.distributions import Normal, kl_divergence
+from torch.distributions import Normal
 
+from vae.data._csr import CountBatch
 from vae.module._base import LossOutput
+from vae.module._count_likelihood import count_log_likelihood
 from vae.nn import MLP, GaussianEncoder
 
 _EPS = 1e-8
@@ -50,6 +52,10 @@ def log_zinb(
 class CountVAE(nn.Module):
     """scVI-style VAE: encoder on ``log1p`` counts, NB/ZINB decoder with observed library size.
 
+    Counts may be given as a dense tensor or as a :class:`~vae.data.CountBatch` (the
+    nonzero entries, what training uses); the likelihood is computed from the nonzero
+    entries (:mod:`vae.module._count_likelihood`).
+
     Parameters
     ----------
     n_genes
@@ -59,7 +65,7 @@ class CountVAE(nn.Module):
     n_latent, n_hidden, n_layers
         Sizes (scvi-tools defaults 10, 128, 1).
     likelihood
-        ``"nb"`` or ``"zinb"``.
+        ``"zinb"`` (scvi-tools' default) or ``"nb"``.
     dropout_rate
         Encoder dropout (scvi-tools default 0.1).
     """
@@ -72,7 +78,7 @@ class CountVAE(nn.Module):
         n_latent: int = 10,
         n_hidden: int = 128,
         n_layers: int = 1,
-        likelihood: Literal["nb", "zinb"] = "nb",
+        likelihood: Literal["nb", "zinb"] = "zinb",
         dropout_rate: float = 0.1,
     ) -> None:
         super().__init__()
@@ -96,37 +102,61 @@ class CountVAE(nn.Module):
             return h
         return torch.cat([h, nn.functional.one_hot(batch.long(), self.n_batches).to(h.dtype)], -1)
 
-    def inference(self, x: torch.Tensor, batch: torch.Tensor | None = None) -> Normal:
+    def inference(self, x: torch.Tensor | CountBatch, batch: torch.Tensor | None = None) -> Normal:
         """Return ``q(z | x)``."""
-        return self.encoder(self._with_batch(torch.log1p(x), batch))
+        log_x = x.dense(torch.log1p(x.value)) if isinstance(x, CountBatch) else torch.log1p(x)
+        return self.encoder(self._with_batch(log_x, batch))
+
+    def _decode(
+        self, z: torch.Tensor, batch: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Log expression fractions ``log_softmax`` over genes and (ZINB) dropout logits."""
+        hidden = self.decoder(self._with_batch(z, batch))
+        log_scale = torch.log_softmax(self.scale(hidden).float(), dim=-1)
+        pi_logits = None if self.dropout_logits is None else self.dropout_logits(hidden).float()
+        return log_scale, pi_logits
 
     def generative(
         self, z: torch.Tensor, library: torch.Tensor, batch: torch.Tensor | None = None
     ) -> dict[str, torch.Tensor]:
         """Return NB mean ``mu``, inverse dispersion ``theta`` and (ZINB) dropout logits."""
-        hidden = self.decoder(self._with_batch(z, batch))
-        scale = torch.softmax(self.scale(hidden).float(), dim=-1)
+        log_scale, pi_logits = self._decode(z, batch)
+        scale = log_scale.exp()
         out = {"scale": scale, "mu": library[:, None] * scale, "theta": self.log_theta.exp()}
-        if self.dropout_logits is not None:
-            out["pi_logits"] = self.dropout_logits(hidden).float()
+        if pi_logits is not None:
+            out["pi_logits"] = pi_logits
         return out
 
     def log_likelihood(self, x: torch.Tensor, px: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Per-cell ``log p(x | z)`` summed over genes."""
+        """Per-cell ``log p(x | z)`` summed over genes (reference autograd formulas)."""
         if self.likelihood == "zinb":
             return log_zinb(x, px["mu"], px["theta"], px["pi_logits"]).sum(-1)
         return log_nb(x, px["mu"], px["theta"]).sum(-1)
 
     def forward(
-        self, x: torch.Tensor, batch: torch.Tensor | None = None, *, sample: bool = True
+        self,
+        x: torch.Tensor | CountBatch,
+        batch: torch.Tensor | None = None,
+        *,
+        sample: bool = True,
     ) -> LossOutput:
         """Compute the ELBO terms of a minibatch of counts ``(batch, genes)``."""
-        qz = self.inference(x, batch)
+        counts = x if isinstance(x, CountBatch) else CountBatch.from_dense(x)
+        qz = self.inference(counts, batch)
         z = qz.rsample() if sample else qz.loc
-        px = self.generative(z, x.sum(-1), batch)
-        pz = Normal(torch.zeros_like(qz.loc), torch.ones_like(qz.scale))
-        kl = kl_divergence(qz, pz).sum(-1)
-        return LossOutput(-self.log_likelihood(x, px), kl, torch.zeros((), device=x.device))
+        log_scale, pi_logits = self._decode(z, batch)
+        log_library = counts.library().clamp(min=_EPS).log()
+        log_ll = count_log_likelihood(
+            log_scale + log_library[:, None],
+            self.log_theta,
+            pi_logits,
+            counts.cell,
+            counts.gene,
+            counts.value,
+        )
+        # KL(N(m, s^2) || N(0, 1)) in closed form
+        kl = (0.5 * (qz.loc.square() + qz.scale.square() - 1.0) - qz.scale.log()).sum(-1)
+        return LossOutput(-log_ll, kl, torch.zeros((), device=counts.value.device))
 
     @torch.no_grad()
     def sample_counts(self, library: torch.Tensor, batch: torch.Tensor | None) -> torch.Tensor:

@@ -143,8 +143,9 @@ class Trainer:
         )
         self.checkpoint_path = Path(checkpoint_path) if checkpoint_path else None
         self.checkpoint_key = checkpoint_key
+        # fused: one kernel per parameter instead of ~10 (CPU and CUDA)
         self.optimizer = torch.optim.Adam(
-            module.parameters(), lr=config.lr, weight_decay=config.weight_decay
+            module.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=True
         )
         self.generator = torch.Generator(device=device).manual_seed(config.seed)
         self._perm = torch.empty(0, dtype=torch.long, device=device)
