@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
-from torch.distributions import NegativeBinomial
+from torch.distributions import NegativeBinomial, Normal, kl_divergence
 
 from vae.module import CountVAE, LossOutput, SequenceVAE
 from vae.module._count_vae import log_nb, log_zinb
+from vae.nn import OneHotLinear, VariationalTensor
+from vae.nn._bayesian import _SampleWithKL
 
 
 def _nb_inputs(seed: int = 0, shape=(64, 30)) -> tuple[torch.Tensor, ...]:
@@ -82,18 +84,35 @@ def _check_loss(out: LossOutput, n: int) -> None:
     torch.testing.assert_close(out.neg_elbo(), out.reconstruction + out.kl_local)
 
 
-def test_sequence_vae_forward_and_sample():
+@pytest.mark.parametrize(
+    "decoder",
+    [
+        {"bayesian_decoder": True},
+        {"bayesian_decoder": False},
+        {"bayesian_decoder": True, "output_conv_depth": 0, "temperature_scaler": False},
+    ],
+)
+def test_sequence_vae_forward_and_sample(decoder):
     torch.manual_seed(0)
     n, length, tokens = 8, 12, 21
     module = SequenceVAE(
-        length, tokens, n_latent=3, encoder_hidden=(16,), decoder_hidden=(16,), dropout_rate=0.1
+        length,
+        tokens,
+        n_latent=3,
+        encoder_hidden=(16,),
+        decoder_hidden=(16,),
+        dropout_rate=0.1,
+        **decoder,
     )
     codes = torch.randint(0, tokens, (n, length), dtype=torch.uint8)
     out = module(codes)
     _check_loss(out, n)
+    # the weights' KL is a positive scalar exactly when the decoder is Bayesian
+    assert out.kl_global.shape == ()
+    assert (out.kl_global > 0) == decoder["bayesian_decoder"]
     # reconstruction is -log p of L categorical choices: positive, at most ~L*log(A) at init
     assert (out.reconstruction > 0).all()
-    log_px = module.generative(torch.zeros(2, 3))
+    log_px, _ = module.generative(torch.zeros(2, 3))
     assert log_px.shape == (2, length, tokens)
     torch.testing.assert_close(log_px.exp().sum(-1), torch.ones(2, length))
     module.eval()
@@ -148,3 +167,56 @@ def test_loss_weighting():
     assert out.loss(0.0, 10.0).item() == pytest.approx(2.0)
     weighted = out.loss(0.5, 5.0, weights=torch.tensor([1.0, 3.0]))
     assert weighted.item() == pytest.approx((1 * 2 + 3 * 5) / 4 + 0.5 * 10 / 5)
+
+
+def test_sample_with_kl_matches_composed_autograd():
+    torch.manual_seed(0)
+    mean = torch.randn(7, 5, dtype=torch.float64, requires_grad=True)
+    log_var = (torch.randn(7, 5, dtype=torch.float64) - 1).requires_grad_()
+    upstream = torch.randn(7, 5, dtype=torch.float64)
+    torch.manual_seed(1)
+    weight, kl = _SampleWithKL.apply(mean, log_var)
+    ((weight * upstream).sum() + 3 * kl).backward()
+    fused = (mean.grad.clone(), log_var.grad.clone())
+    mean.grad = log_var.grad = None
+    torch.manual_seed(1)
+    eps = torch.randn_like(mean)
+    expected_weight = mean + torch.exp(0.5 * log_var) * eps
+    expected_kl = kl_divergence(
+        Normal(mean, torch.exp(0.5 * log_var)), Normal(torch.zeros_like(mean), 1.0)
+    ).sum()
+    torch.testing.assert_close(weight, expected_weight)
+    torch.testing.assert_close(kl, expected_kl)
+    ((expected_weight * upstream).sum() + 3 * expected_kl).backward()
+    torch.testing.assert_close(fused[0], mean.grad)
+    torch.testing.assert_close(fused[1], log_var.grad)
+
+
+def test_variational_tensor_modes():
+    tensor = VariationalTensor(torch.zeros(4), log_var_init=0.0)
+    torch.manual_seed(0)
+    draw, kl = tensor.draw(sample=True)
+    assert not torch.equal(draw, torch.zeros(4))
+    torch.testing.assert_close(kl, torch.tensor(0.0))  # N(0, 1) is the prior itself
+    mean, kl_mean = tensor.draw(sample=False)
+    assert torch.equal(mean, torch.zeros(4))
+    torch.testing.assert_close(kl_mean, kl)
+    point = VariationalTensor(torch.ones(3), bayesian=False)
+    assert torch.equal(point(), torch.ones(3))
+    assert point.kl() == 0
+    assert [name for name, _ in point.named_parameters()] == ["mean"]
+
+
+def test_one_hot_linear_matches_dense_linear():
+    torch.manual_seed(0)
+    layer = OneHotLinear(9, 21, 6)
+    codes = torch.randint(0, 21, (5, 9))
+    one_hot = torch.nn.functional.one_hot(codes, 21).flatten(1).float()
+    dense_weight = layer.weight.detach().clone().requires_grad_()
+    upstream = torch.randn(5, 6)
+    layer(codes).backward(upstream)
+    expected = one_hot @ dense_weight + layer.bias.detach()
+    expected.backward(upstream)
+    torch.testing.assert_close(layer(codes), expected)
+    torch.testing.assert_close(layer.weight.grad, dense_weight.grad)
+    torch.testing.assert_close(layer.bias.grad, upstream.sum(0))

@@ -29,6 +29,7 @@ from vae.data import (
     read_records,
     sequence_weights,
 )
+from vae.data._weights import informative_column_order, one_hot_neighbour_counts
 from vae.errors import VAEInputError
 
 KEPT_COLUMNS = [c for c in range(N_MATCH) if c not in FOCUS_GAP_COLUMNS and c != DROPPED_COLUMN]
@@ -346,12 +347,35 @@ def test_sequence_weights_edge_cases():
 
 
 @pytest.mark.parametrize("chunk_size", [1, 3, 7, 29, 30, 1000])
-def test_sequence_weights_chunk_size_independent(chunk_size):
+def test_one_hot_products_match_bit_packed_kernel(chunk_size):
     codes = _clustered_codes(2)
-    reference = sequence_weights(codes, theta=0.2, chunk_size=4096)
-    np.testing.assert_array_equal(
-        sequence_weights(codes, theta=0.2, chunk_size=chunk_size), reference
-    )
+    lengths = (codes != 20).sum(1)
+    kernel = 1.0 / sequence_weights(codes, theta=0.2)[lengths > 0]
+    products = one_hot_neighbour_counts(codes, theta=0.2, chunk_size=chunk_size)
+    np.testing.assert_allclose(products[lengths > 0], kernel, rtol=1e-6)
+
+
+@pytest.mark.parametrize("theta", [0.0, 0.2, 0.5])
+def test_bit_packed_kernel_across_tiles_and_words(theta):
+    # > 2 tiles of 256 sequences and > 3 words of 64 columns, with families and gaps
+    rng = np.random.default_rng(3)
+    parents = rng.integers(0, 21, (12, 203))
+    codes = parents[rng.integers(0, 12, 700)]
+    codes = np.where(rng.random(codes.shape) < rng.uniform(0, 0.3, (700, 1)), 20, codes)
+    codes = np.where(rng.random(codes.shape) < 0.1, rng.integers(0, 20, codes.shape), codes)
+    codes[:4] = 20
+    lengths = (codes != 20).sum(1)
+    weights = sequence_weights(codes, theta=theta)
+    assert np.all(weights[:4] == 0)
+    expected = one_hot_neighbour_counts(codes, theta=theta)
+    np.testing.assert_allclose(1.0 / weights[lengths > 0], expected[lengths > 0], rtol=1e-6)
+
+
+def test_informative_columns_come_first():
+    codes = np.zeros((50, 3), dtype=np.uint8)
+    codes[:, 1] = np.arange(50) % 20  # variable
+    codes[:40, 2] = 20  # mostly gaps
+    assert informative_column_order(codes).tolist() == [1, 0, 2]
 
 
 def test_alignment_to_anndata(a2m_path):

@@ -84,7 +84,10 @@ def test_sequence_elbo_improves_and_history(msa_adata):
     config = TrainConfig(
         max_steps=60, batch_size=16, lr=5e-3, eval_every=10, validation_frac=0.2, seed=1
     )
-    result = Trainer(module, tensors, config, device=CPU, sampling_weights=weights).fit()
+    trainer = Trainer(module, tensors, config, device=CPU, sampling_weights=weights)
+    # the Bayesian decoder's weight KL is divided by the training set's Neff (EVE)
+    assert trainer.n_effective == pytest.approx(float(weights[trainer.train_index].sum()))
+    result = trainer.fit()
     history = result.history
     assert list(history.columns) == HISTORY_COLUMNS
     assert history["step"].tolist() == [10, 20, 30, 40, 50, 60]

@@ -11,8 +11,8 @@ from vae.data._msa import (
     read_alignment,
     read_records,
     select_positions,
-    sequence_weights,
 )
+from vae.data._weights import sequence_weights
 
 __all__ = [
     "Alignment",

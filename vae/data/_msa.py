@@ -12,6 +12,7 @@ import torch
 from Bio import SeqIO
 
 from vae._constants import AMBIGUOUS_RESIDUES, GAP, PROTEIN_ALPHABET
+from vae.data._weights import sequence_weights
 from vae.errors import VAEInputError
 
 logger = logging.getLogger(__name__)
@@ -281,49 +282,6 @@ def decode(codes: np.ndarray) -> list[str]:
 def one_hot(codes: torch.Tensor, n_tokens: int = len(PROTEIN_ALPHABET)) -> torch.Tensor:
     """One-hot encode an index tensor to ``(..., length, n_tokens)`` float32."""
     return torch.nn.functional.one_hot(codes.long(), n_tokens).float()
-
-
-def sequence_weights(
-    codes: np.ndarray,
-    *,
-    theta: float = 0.2,
-    chunk_size: int = 2048,
-    device: str | torch.device = "cpu",
-) -> np.ndarray:
-    """Weight each sequence by the inverse size of its identity neighbourhood.
-
-    A sequence's neighbours are those sharing more than ``1 - theta`` of its
-    non-gap positions (EVE/DeepSequence definition), plus those sharing all of them,
-    so that it always counts itself; its weight is one over their number. A sequence
-    without residues gets weight 0 (EVE). Computed by chunked matrix products.
-
-    Parameters
-    ----------
-    codes
-        ``(n, length)`` alphabet indices (gap = 20).
-    theta
-        Identity threshold; 0 gives every sequence weight 1 only when unique.
-    chunk_size
-        Rows per matrix product (bounds memory to ``chunk_size * n`` floats).
-    device
-        Torch device for the products.
-
-    Returns
-    -------
-    numpy.ndarray
-        ``(n,)`` float32 weights; ``weights.sum()`` is the effective number of sequences.
-    """
-    codes_t = torch.as_tensor(codes, dtype=torch.long, device=device)
-    n_aa = len(PROTEIN_ALPHABET) - 1
-    flat = torch.nn.functional.one_hot(codes_t, n_aa + 1)[..., :n_aa].flatten(1).float()
-    non_gap = flat.sum(1).clamp(min=1)
-    counts = torch.empty(codes_t.shape[0], device=device)
-    for start in range(0, flat.shape[0], chunk_size):
-        block = flat[start : start + chunk_size]
-        identity = (block @ flat.T) / non_gap[start : start + chunk_size, None]
-        counts[start : start + chunk_size] = ((identity > 1 - theta) | (identity >= 1)).sum(1)
-    weights = torch.where(counts > 0, 1.0 / counts.clamp(min=1), 0.0)
-    return weights.cpu().numpy().astype(np.float32)
 
 
 def alignment_to_anndata(

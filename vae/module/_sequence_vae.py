@@ -9,11 +9,18 @@ from torch import nn
 from torch.distributions import Normal, kl_divergence
 
 from vae.module._base import LossOutput
-from vae.nn import MLP, GaussianEncoder
+from vae.module._sequence_decoder import SequenceDecoder
+from vae.nn import GaussianEncoder, OneHotLinear
 
 
 class SequenceVAE(nn.Module):
-    """VAE over one-hot aligned sequences.
+    """VAE over index-encoded aligned sequences (DeepSequence/EVE).
+
+    The encoder is an MLP on the one-hot sequence (its first layer applied as an
+    embedding bag, see :class:`~vae.nn.OneHotLinear`); the decoder is
+    :class:`SequenceDecoder`, Bayesian by default. The global KL of the decoder
+    weights is returned as ``kl_global``; the trainer divides it by the number of
+    effective sequences, as EVE does.
 
     Parameters
     ----------
@@ -26,7 +33,15 @@ class SequenceVAE(nn.Module):
     encoder_hidden, decoder_hidden
         Hidden widths (EVE: 2000-1000-300 and 300-1000-2000).
     dropout_rate
-        Dropout in the encoder and decoder hidden layers.
+        Dropout in the encoder hidden layers (EVE: 0).
+    bayesian_decoder
+        Variational decoder weights with their KL term (EVE: yes).
+    output_conv_depth
+        Width of the output dictionary ("convolution", EVE: 40; 0 disables).
+    temperature_scaler
+        Learn a global temperature on the logits (EVE: yes).
+    decoder_dropout
+        Dropout on the decoder's input and hidden layers (EVE: 0.1).
     """
 
     def __init__(
@@ -38,43 +53,57 @@ class SequenceVAE(nn.Module):
         encoder_hidden: Sequence[int] = (2000, 1000, 300),
         decoder_hidden: Sequence[int] = (300, 1000, 2000),
         dropout_rate: float = 0.0,
+        bayesian_decoder: bool = True,
+        output_conv_depth: int = 40,
+        temperature_scaler: bool = True,
+        decoder_dropout: float = 0.1,
     ) -> None:
         super().__init__()
         self.n_positions, self.n_tokens, self.n_latent = n_positions, n_tokens, n_latent
+        self.input_layer = OneHotLinear(n_positions, n_tokens, encoder_hidden[0])
         self.encoder = GaussianEncoder(
-            n_positions * n_tokens, n_latent, encoder_hidden, dropout_rate=dropout_rate
+            encoder_hidden[0], n_latent, encoder_hidden[1:], dropout_rate=dropout_rate
         )
-        self.decoder = MLP(n_latent, decoder_hidden, dropout_rate=dropout_rate)
-        self.logits = nn.Linear(self.decoder.n_output, n_positions * n_tokens)
-
-    def _one_hot(self, codes: torch.Tensor) -> torch.Tensor:
-        return nn.functional.one_hot(codes.long(), self.n_tokens).to(self.logits.weight.dtype)
+        self.input_dropout = nn.Dropout(dropout_rate) if dropout_rate > 0 else nn.Identity()
+        self.decoder = SequenceDecoder(
+            n_latent,
+            n_positions,
+            n_tokens,
+            decoder_hidden,
+            bayesian=bayesian_decoder,
+            output_conv_depth=output_conv_depth,
+            temperature_scaler=temperature_scaler,
+            dropout_rate=decoder_dropout,
+        )
 
     def inference(self, codes: torch.Tensor) -> Normal:
         """Return ``q(z | x)`` for index-encoded sequences ``(batch, L)``."""
-        return self.encoder(self._one_hot(codes).flatten(1))
+        return self.encoder(self.input_dropout(torch.relu(self.input_layer(codes))))
 
-    def generative(self, z: torch.Tensor) -> torch.Tensor:
-        """Return per-position log-probabilities ``(batch, L, A)`` of ``p(x | z)``."""
-        logits = self.logits(self.decoder(z)).view(-1, self.n_positions, self.n_tokens)
-        return torch.log_softmax(logits.float(), dim=-1)
+    def generative(
+        self, z: torch.Tensor, *, sample: bool = True
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Log-probabilities ``(batch, L, A)`` under one decoder draw, and the weights' KL."""
+        logits, kl_weights = self.decoder(z, sample)
+        return torch.log_softmax(logits.float(), dim=-1), kl_weights
 
     def forward(self, codes: torch.Tensor, *, sample: bool = True) -> LossOutput:
-        """Compute the ELBO terms of a minibatch of index-encoded sequences."""
+        """ELBO terms of a minibatch; ``sample=False`` uses posterior means throughout."""
         qz = self.inference(codes)
         z = qz.rsample() if sample else qz.loc
-        log_px = self.generative(z)
+        log_px, kl_weights = self.generative(z, sample=sample)
         reconstruction = -log_px.gather(-1, codes.long().unsqueeze(-1)).squeeze(-1).sum(-1)
         pz = Normal(torch.zeros_like(qz.loc), torch.ones_like(qz.scale))
         kl = kl_divergence(qz, pz).sum(-1)
-        return LossOutput(reconstruction, kl, torch.zeros((), device=codes.device))
+        return LossOutput(reconstruction, kl, kl_weights)
 
     @torch.no_grad()
     def sample_codes(self, n: int) -> torch.Tensor:
         """Draw ``n`` sequences from the prior, as indices ``(n, L)``.
 
-        Uses the global torch random state; callers seed it (``torch.random.fork_rng``).
+        Each sequence uses its own ``z`` and the decoder's posterior-mean weights. Uses
+        the global torch random state; callers seed it (``torch.random.fork_rng``).
         """
-        z = torch.randn(n, self.n_latent, device=self.logits.weight.device)
-        probs = self.generative(z).exp().view(-1, self.n_tokens)
+        z = torch.randn(n, self.n_latent, device=self.decoder.out_bias.mean.device)
+        probs = self.generative(z, sample=False)[0].exp().view(-1, self.n_tokens)
         return torch.multinomial(probs, 1).view(n, self.n_positions)

@@ -141,6 +141,13 @@ class Trainer:
         self.sampling_weights = (
             None if sampling_weights is None else sampling_weights.to(device)[self.train_index]
         )
+        # global (weight) KL terms are divided by the effective number of training
+        # examples: the sum of the sampling weights (EVE's Neff), else their count
+        self.n_effective = float(
+            self.train_index.numel()
+            if self.sampling_weights is None
+            else self.sampling_weights.sum().item()
+        )
         self.checkpoint_path = Path(checkpoint_path) if checkpoint_path else None
         self.checkpoint_key = checkpoint_key
         # fused: one kernel per parameter instead of ~10 (CPU and CUDA)
@@ -252,7 +259,7 @@ class Trainer:
             kl_weight = self._kl_weight(step)
             with self._autocast():
                 out = self.module(**{k: v[rows] for k, v in self.tensors.items()})
-                loss = out.loss(kl_weight, float(self.train_index.numel()))
+                loss = out.loss(kl_weight, self.n_effective)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.grad_clip is not None:
