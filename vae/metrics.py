@@ -32,6 +32,23 @@ def leiden_clusters(embedding: np.ndarray, *, n_neighbors: int = 15, seed: int =
     return adata.obs["leiden"].to_numpy()
 
 
+def kmeans_ari(
+    embedding: np.ndarray, labels: np.ndarray, *, n_seeds: int = 5, seed: int = 0
+) -> float:
+    """ARI of KMeans (k = number of labels) on ``embedding``, averaged over ``n_seeds`` seeds."""
+    from sklearn.cluster import KMeans
+
+    labels = np.asarray(labels).astype(str)
+    k = len(set(labels))
+    scores = [
+        adjusted_rand_score(
+            labels, KMeans(n_clusters=k, n_init=10, random_state=seed + i).fit_predict(embedding)
+        )
+        for i in range(n_seeds)
+    ]
+    return float(np.mean(scores))
+
+
 def embedding_metrics(
     embedding: np.ndarray,
     labels: np.ndarray | None = None,
@@ -47,7 +64,8 @@ def embedding_metrics(
     embedding
         ``(n, d)`` coordinates.
     labels
-        Cell-type (or other) labels; enables ARI/NMI of Leiden clusters, kNN accuracy
+        Cell-type (or other) labels; enables ARI/NMI of Leiden clusters, the ARI of
+        KMeans with as many clusters as labels (mean of 5 seeds), kNN accuracy
         (5-fold cross-validated, ``k`` neighbours) and the label silhouette.
     batches
         Batch labels; enables the batch silhouette (``1 - |s|`` averaged: 1 = well mixed).
@@ -63,6 +81,8 @@ def embedding_metrics(
         out["leiden_ari"] = float(adjusted_rand_score(labels, clusters))
         out["leiden_nmi"] = float(normalized_mutual_info_score(labels, clusters))
         out["n_leiden_clusters"] = int(len(set(clusters)))
+        if len(set(labels)) > 1:
+            out["kmeans_ari"] = kmeans_ari(embedding, labels, seed=seed)
         counts = pd.Series(labels).value_counts()
         n_splits = int(min(5, counts.min())) if counts.size > 1 else 0
         if n_splits >= 2:

@@ -1,0 +1,244 @@
+"""Side-by-side: our CountVAE vs scvi-tools' SCVI on the same cells, split, architecture, epochs.
+
+One run does everything:
+
+1. reads the counts (default: pbmc3k, 2638 cells x 2000 HVGs, labels ``cell_type``) and
+   draws one split: ``--heldout-frac`` (10 %) of the cells are held out, never trained on;
+2. trains our model (``vae.model.CountModel``, settings of ``config/real-data.yaml``:
+   ZINB, 10 latent, 128 hidden, 1 layer, batch 128, lr 1e-3, its own 10 % validation
+   part of the training cells) for ``--epochs`` epochs, timing ``model.train``;
+3. trains ``scvi.model.SCVI`` with scvi-tools' defaults (ZINB, 10 latent, 128 hidden,
+   1 layer, batch 128, lr 1e-3, ``train_size=0.9`` of the training cells) for the same
+   epochs on the same training cells, in a subprocess with the scvi-tools environment
+   (``--scvi-python``; scvi-tools is never a dependency of ``vae``), timing ``model.train``;
+4. computes every metric with the project's own code (:mod:`vae.metrics`) for our latent
+   means, scvi's latent means and PCA(10) of log1p-CP10k counts, all cells;
+5. writes ``result.json`` and ``result.md`` under ``--out`` and prints the table and the
+   ratio of training wall times.
+
+Held-out ELBO per cell: ``ELBO = E_q[log p(x|z)] - KL(q(z|x) || p(z))`` in nats per cell,
+higher is better, with the full ZINB log-likelihood (including ``-log x!``) on the held-out
+cells, KL weight 1. ``*_sampled_z`` is the single-draw estimator scvi-tools' ``get_elbo``
+uses (one z from q per cell), averaged over 5 draws, for both models; ``*_mean_z`` (ours
+only) puts z at the posterior mean, as ``metrics.json`` of the workflow does.
+Reconstruction is ``-log p(x|z)`` per cell (lower is better), as scvi-tools'
+``get_reconstruction_error``.
+
+Usage::
+
+    .venv/bin/python benchmarks/expression_vs_scvi.py --scvi-python /work/scvi-venv/bin/python
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import anndata as ad
+import numpy as np
+import torch
+import yaml
+
+from vae.metrics import embedding_metrics, pca_baseline
+from vae.model import CountModel
+from vae.train import TrainConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = ROOT.parent / "shared/data/expression/pbmc3k_hvg2000_counts.h5ad"
+METRICS = ("kmeans_ari", "leiden_ari", "leiden_nmi", "knn_accuracy", "silhouette_label")
+
+
+def _project_settings() -> tuple[dict, dict]:
+    config = yaml.safe_load((ROOT / "config/real-data.yaml").read_text())
+    return dict(config["model"]["expression"]), dict(config["train"]["expression"])
+
+
+@torch.no_grad()
+def _heldout_terms(model: CountModel, adata: ad.AnnData, *, sample: bool, repeats: int, seed: int):
+    """Mean held-out ELBO and reconstruction (-log p(x|z)) per cell."""
+    model.module.eval()
+    tensors = model.tensors(adata)
+    inputs = {"x": tensors["x"][0 : adata.n_obs], "batch": tensors["batch"]}
+    torch.manual_seed(seed)
+    elbo, recon = [], []
+    for _ in range(repeats if sample else 1):
+        out = model.module(**inputs, sample=sample)
+        elbo.append(float(-out.neg_elbo().mean()))
+        recon.append(float(out.reconstruction.mean()))
+    return float(np.mean(elbo)), float(np.mean(recon))
+
+
+def train_ours(train: ad.AnnData, heldout: ad.AnnData, full: ad.AnnData, args) -> dict:
+    """Train our model on ``train``; return timings, held-out terms and the latent of ``full``."""
+    model_kwargs, train_kwargs = _project_settings()
+    n_inner = train.n_obs - int(round(train.n_obs * train_kwargs["validation_frac"]))
+    steps_per_epoch = math.ceil(n_inner / train_kwargs["batch_size"])
+    train_kwargs |= {"max_steps": args.epochs * steps_per_epoch, "checkpoint_every": 0}
+    train_kwargs["seed"] = args.seed
+    config = TrainConfig(**train_kwargs)
+    model = CountModel.from_anndata(train, **model_kwargs)
+    started = time.perf_counter()
+    result = model.train(train, config)
+    wall = time.perf_counter() - started
+    elbo_s, recon_s = _heldout_terms(model, heldout, sample=True, repeats=5, seed=args.seed)
+    elbo_m, recon_m = _heldout_terms(model, heldout, sample=False, repeats=1, seed=args.seed)
+    return {
+        "train_seconds": wall,
+        "loop_seconds": result.seconds,
+        "steps": result.steps,
+        "epochs": result.steps / steps_per_epoch,
+        "best_step": result.extra["best_step"],
+        "model": model_kwargs,
+        "train": {k: v for k, v in train_kwargs.items()},
+        "heldout_elbo_per_cell_sampled_z": elbo_s,
+        "heldout_reconstruction_per_cell_sampled_z": recon_s,
+        "heldout_elbo_per_cell_mean_z": elbo_m,
+        "heldout_reconstruction_per_cell_mean_z": recon_m,
+        "latent": model.get_latent(full),
+    }
+
+
+def train_scvi(data: Path, split: Path, out: Path, args) -> dict:
+    """Run ``scvi_worker.py`` with the scvi-tools interpreter; return its result and latent."""
+    worker = Path(__file__).with_name("scvi_worker.py")
+    command = [args.scvi_python, str(worker), str(data), str(split), str(out / "scvi")]
+    command += ["--epochs", str(args.epochs), "--threads", str(args.threads)]
+    command += ["--seed", str(args.seed)]
+    env = os.environ | {"PYTHONWARNINGS": "ignore"}
+    completed = subprocess.run(command, capture_output=True, text=True, env=env)
+    (out / "scvi_worker.log").write_text(completed.stdout + completed.stderr)
+    if completed.returncode != 0:
+        sys.exit(f"scvi worker failed (exit {completed.returncode}); see {out}/scvi_worker.log")
+    result = json.loads((out / "scvi/result.json").read_text())
+    result["latent"] = np.load(out / "scvi/latent.npy")
+    return result
+
+
+def _table(result: dict) -> str:
+    ours, scvi, pca = result["ours"], result["scvi"], result["pca"]
+    rows = [
+        "| metric | ours (CountVAE) | scvi-tools SCVI | PCA(10) |",
+        "| --- | --- | --- | --- |",
+    ]
+    for name in METRICS:
+        rows.append(
+            f"| {name} | {ours['metrics'][name]:.3f} | {scvi['metrics'][name]:.3f} "
+            f"| {pca['metrics'][name]:.3f} |"
+        )
+    rows.append(
+        f"| held-out ELBO per cell, z ~ q (nats, higher better) | "
+        f"{ours['heldout_elbo_per_cell_sampled_z']:.2f} | "
+        f"{scvi['heldout_elbo_per_cell_sampled_z']:.2f} | - |"
+    )
+    rows.append(
+        f"| held-out -log p(x\\|z) per cell, z ~ q (lower better) | "
+        f"{ours['heldout_reconstruction_per_cell_sampled_z']:.2f} | "
+        f"{scvi['heldout_reconstruction_per_cell_sampled_z']:.2f} | - |"
+    )
+    rows.append(
+        f"| held-out ELBO per cell, z = posterior mean | "
+        f"{ours['heldout_elbo_per_cell_mean_z']:.2f} | - | - |"
+    )
+    rows.append(
+        f"| training wall time, {result['epochs']} epochs (s) | {ours['train_seconds']:.1f} | "
+        f"{scvi['train_seconds']:.1f} | - |"
+    )
+    rows.append(
+        f"| seconds per epoch | {ours['train_seconds'] / result['epochs']:.3f} | "
+        f"{scvi['train_seconds'] / result['epochs']:.3f} | - |"
+    )
+    return "\n".join(rows)
+
+
+def _goals(result: dict) -> dict:
+    ours, scvi, pca = result["ours"], result["scvi"], result["pca"]
+    goals = {f"{m} >= scvi": ours["metrics"][m] >= scvi["metrics"][m] for m in METRICS}
+    goals["heldout ELBO >= scvi"] = (
+        ours["heldout_elbo_per_cell_sampled_z"] >= scvi["heldout_elbo_per_cell_sampled_z"]
+    )
+    goals["knn_accuracy >= PCA"] = (
+        ours["metrics"]["knn_accuracy"] >= pca["metrics"]["knn_accuracy"]
+    )
+    goals["time ratio <= 0.5"] = result["time_ratio_ours_over_scvi"] <= 0.5
+    return goals
+
+
+def main() -> None:
+    """Run the comparison and write ``result.json`` / ``result.md``."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scvi-python", required=True, help="python of the scvi-tools venv")
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--label-key", default="cell_type")
+    parser.add_argument("--epochs", type=int, default=100)
+    parser.add_argument("--heldout-frac", type=float, default=0.1)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads, both sides")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/out/expression_vs_scvi")
+    args = parser.parse_args()
+
+    torch.set_num_threads(args.threads)
+    args.out.mkdir(parents=True, exist_ok=True)
+    adata = ad.read_h5ad(args.data)
+    rng = np.random.default_rng(args.seed)
+    order = rng.permutation(adata.n_obs)
+    n_heldout = int(round(adata.n_obs * args.heldout_frac))
+    split = {"train": np.sort(order[n_heldout:]), "heldout": np.sort(order[:n_heldout])}
+    np.savez(args.out / "split.npz", **split)
+    train, heldout = adata[split["train"]].copy(), adata[split["heldout"]].copy()
+    labels = adata.obs[args.label_key].to_numpy()
+
+    ours = train_ours(train, heldout, adata, args)
+    scvi = train_scvi(args.data, args.out / "split.npz", args.out, args)
+    pca = {"latent": pca_baseline(adata.X, 10, seed=args.seed)}
+    for side in (ours, scvi, pca):
+        side["metrics"] = embedding_metrics(side.pop("latent"), labels, seed=args.seed)
+
+    load = os.getloadavg()
+    result = {
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "machine": f"{platform.processor() or platform.machine()}, nproc={os.cpu_count()}",
+        "load_average_1_5_15_at_end": load,
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "data": str(args.data),
+        "n_cells": int(adata.n_obs),
+        "n_genes": int(adata.n_vars),
+        "n_train_cells": int(train.n_obs),
+        "n_heldout_cells": int(heldout.n_obs),
+        "epochs": args.epochs,
+        "threads": args.threads,
+        "torch_version": torch.__version__,
+        "ours": ours,
+        "scvi": scvi,
+        "pca": pca,
+        "time_ratio_ours_over_scvi": ours["train_seconds"] / scvi["train_seconds"],
+        "definitions": {
+            "heldout_elbo_per_cell": "mean over held-out cells of log p(x|z) - KL(q(z|x)||p(z)) "
+            "in nats, KL weight 1, full ZINB likelihood including -log x!; higher is better",
+            "sampled_z": "z drawn once from q(z|x) per cell (scvi-tools get_elbo), "
+            "mean of 5 draws",
+            "mean_z": "z at the posterior mean (ours only; the workflow's metrics.json)",
+            "heldout_reconstruction_per_cell": "-log p(x|z) per held-out cell; lower is better",
+            "train_seconds": "wall time of model.train(...) on each side (setup included)",
+            "metrics": "vae.metrics.embedding_metrics on all cells' latent means; kmeans_ari is "
+            "KMeans(k = number of labels) averaged over 5 seeds; knn_accuracy is 5-fold "
+            "cross-validated kNN(15)",
+        },
+    }
+    result["goals_met"] = _goals(result)
+    (args.out / "result.json").write_text(json.dumps(result, indent=2, default=str))
+    table = _table(result)
+    (args.out / "result.md").write_text(table + "\n")
+    print(table)
+    print(json.dumps(result["goals_met"], indent=2))
+    print(f"time ratio ours/scvi: {result['time_ratio_ours_over_scvi']:.3f}")
+
+
+if __name__ == "__main__":
+    main()
