@@ -62,15 +62,31 @@ def write_h5ad_atomic(adata: ad.AnnData, path: str | Path) -> None:
         adata.write_h5ad(tmp, compression="gzip")
 
 
-def read_h5ad(path: str | Path) -> ad.AnnData:
-    """Read an ``.h5ad`` file, turning reader errors into one clear line."""
+def read_h5ad(path: str | Path, *, backed: bool = False) -> ad.AnnData:
+    """Read an ``.h5ad`` file (``backed``: leave ``X`` on disk), errors as one clear line."""
     path = Path(path)
     if not path.is_file():
         raise VAEInputError(path, "file does not exist")
     try:
-        return ad.read_h5ad(path)
+        return ad.read_h5ad(path, backed="r" if backed else None)
     except Exception as err:
         raise VAEInputError(path, unreadable(err, "AnnData")) from err
+
+
+def use_backed(path: str | Path, backed: bool | str) -> bool:
+    """Decide whether counts are read from disk block by block (``backed``) or loaded.
+
+    ``"auto"``: backed when ``X`` is CSR and would take more than
+    :data:`~vae.data._backed.BACKED_AUTO_BYTES` in memory. ``True`` needs a CSR ``X``.
+    """
+    from vae.data._backed import BACKED_AUTO_BYTES, stored_csr_bytes
+
+    if backed == "auto":
+        size = stored_csr_bytes(path)
+        return size is not None and size > BACKED_AUTO_BYTES
+    if not isinstance(backed, bool):
+        raise VAEInputError("backed", f"must be auto, true or false, not {backed!r}")
+    return backed
 
 
 # --------------------------------------------------------------------------- sources
@@ -206,14 +222,21 @@ def train_model(
     model_kwargs
         Module settings (e.g. ``n_latent``, ``likelihood``).
     train_kwargs
-        :class:`~vae.train.TrainConfig` fields.
+        :class:`~vae.train.TrainConfig` fields, plus for expression ``backed``: ``"auto"``
+        (default), ``True`` or ``False``; backed training reads the counts from the file
+        block by block instead of loading them (:func:`use_backed`).
     device
         ``auto``, ``cpu`` or ``cuda``.
     checkpoint
         Checkpoint file for resuming an interrupted run (kept outside ``model_dir``).
     """
     started = time.perf_counter()
-    adata = read_h5ad(data)
+    train_kwargs = dict(train_kwargs)
+    backed = train_kwargs.pop("backed", "auto")
+    if domain != "expression" and backed is True:
+        raise VAEInputError(f"train.{domain}.backed", "backed reading is for expression data")
+    backed = domain == "expression" and use_backed(data, backed)
+    adata = read_h5ad(data, backed=backed)
     torch_device = resolve_device(device)
     config = TrainConfig(**train_kwargs)
     if domain == "protein":
@@ -253,7 +276,7 @@ def train_model(
             seed=config.seed,
             device=str(torch_device),
             wall_seconds=time.perf_counter() - started,
-            extra={"train_seconds": result.seconds, "steps": result.steps},
+            extra={"train_seconds": result.seconds, "steps": result.steps, "backed": backed},
         )
         with atomic_path(history) as tmp:
             result.history.to_csv(tmp, sep="\t", index=False)
@@ -270,16 +293,31 @@ def train_model(
 
 # --------------------------------------------------------------------------- embed/sample/score
 def embed_preprocessed(
-    model_dir: str | Path, data: str | Path, output: str | Path, *, device: str = "auto"
+    model_dir: str | Path,
+    data: str | Path,
+    output: str | Path,
+    *,
+    device: str = "auto",
+    backed: bool | str = "auto",
+    denoised: bool = False,
 ) -> None:
-    """Embed the model's own preprocessed data: ``obs`` kept, means in ``obsm['X_vae']``."""
+    """Embed the model's own preprocessed data: ``obs`` kept, means in ``obsm['X_vae']``.
+
+    Expression counts are read block by block when ``backed`` (see :func:`use_backed`);
+    ``denoised`` adds ``layers['denoised']``, the decoder's mean expression at the
+    posterior mean per 10,000 counts (dense cells x genes, with gene names in ``var``).
+    """
     started = time.perf_counter()
     torch_device = resolve_device(device)
     model = load_model(model_dir, torch_device)
-    adata = read_h5ad(data)
+    adata = read_h5ad(data, backed=model.domain == "expression" and use_backed(data, backed))
     if list(adata.var_names) != model.var_names:
         raise VAEInputError(data, "features differ from the model's; use `vae embed` for new data")
-    out = ad.AnnData(obs=adata.obs.copy())
+    if denoised and model.domain == "expression":
+        out = ad.AnnData(obs=adata.obs.copy(), var=pd.DataFrame(index=model.var_names))
+        out.layers["denoised"] = model.get_denoised(adata)
+    else:
+        out = ad.AnnData(obs=adata.obs.copy())
     out.obsm[KEYS.X_VAE] = model.get_latent(adata)
     out.uns["model"] = {"path": str(model_dir), "domain": model.domain}
     out.uns["obs_keys"] = _obs_keys(adata)
@@ -309,10 +347,28 @@ def sample_protein(model_dir: str | Path, output: str | Path, *, n: int, seed: i
     write_text_atomic(output, "".join(f">sample_{i}\n{s}\n" for i, s in enumerate(sequences)))
 
 
-def sample_expression(model_dir: str | Path, output: str | Path, *, n: int, seed: int = 0) -> None:
-    """Write ``n`` posterior-predictive cells (prior draws) as ``.h5ad``."""
+def sample_expression(
+    model_dir: str | Path,
+    output: str | Path,
+    *,
+    n: int,
+    seed: int = 0,
+    condition_on: str | Path | None = None,
+    batch: str | None = None,
+) -> None:
+    """Write ``n`` posterior-predictive cells as ``.h5ad`` (gene names kept).
+
+    From the prior, or with ``condition_on`` (an ``.h5ad`` with the model's genes, e.g. its
+    preprocessed data) conditioned on cells drawn from that file; ``batch`` puts every
+    sample in that training batch (see :meth:`vae.model.CountModel.sample`).
+    """
     model = load_model(model_dir)
-    write_h5ad_atomic(model.sample(n, seed=seed), output)
+    cells = None
+    if condition_on is not None:
+        cells = read_h5ad(condition_on)
+        if list(cells.var_names) != model.var_names:
+            raise VAEInputError(condition_on, "genes differ from the model's (names or order)")
+    write_h5ad_atomic(model.sample(n, seed=seed, cells=cells, batch=batch), output)
 
 
 def score_variants(

@@ -8,10 +8,16 @@ import pandas as pd
 import scipy.sparse as sp
 import torch
 
+from vae.data._backed import BackedCounts
 from vae.data._csr import CSRCounts
 from vae.errors import VAEInputError
 from vae.model._base import BaseModel
 from vae.module import CountVAE
+
+
+def _backed(adata: ad.AnnData) -> BackedCounts:
+    """Open the counts in ``X`` of a backed AnnData for block-by-block reading."""
+    return BackedCounts(adata.filename)
 
 
 class CountModel(BaseModel):
@@ -30,7 +36,8 @@ class CountModel(BaseModel):
             if batch_key
             else []
         )
-        library = np.log(np.asarray(adata.X.sum(1)).ravel().clip(min=1))
+        totals = _backed(adata).row_sums() if adata.isbacked else np.asarray(adata.X.sum(1))
+        library = np.log(totals.ravel().clip(min=1))
         info = {
             "batch_key": batch_key,
             "batch_categories": categories,
@@ -60,33 +67,98 @@ class CountModel(BaseModel):
             raise VAEInputError(key, f"batches {unknown[:5]} were not seen in training")
         return torch.as_tensor(np.array(codes), dtype=torch.long)
 
-    def tensors(self, adata: ad.AnnData) -> dict[str, CSRCounts | torch.Tensor]:
-        """``x``: the counts as a CSR store (minibatches carry their nonzeros); ``batch``."""
-        return {"x": CSRCounts.from_scipy(adata.X), "batch": self.batch_codes(adata)}
+    def tensors(self, adata: ad.AnnData) -> dict[str, CSRCounts | BackedCounts | torch.Tensor]:
+        """``x``: the counts as a CSR store (minibatches carry their nonzeros); ``batch``.
+
+        An AnnData opened with ``backed="r"`` is read from disk block by block
+        (:class:`~vae.data._backed.BackedCounts`); otherwise the counts are held in memory.
+        """
+        counts = _backed(adata) if adata.isbacked else CSRCounts.from_scipy(adata.X)
+        return {"x": counts, "batch": self.batch_codes(adata)}
+
+    def _batch_code(self, name: str) -> int:
+        categories = self.info["batch_categories"]
+        if not categories:
+            raise VAEInputError("sample.batch", "the model was trained without batches")
+        if str(name) not in categories:
+            raise VAEInputError("sample.batch", f"unknown batch {name!r}; known: {categories}")
+        return categories.index(str(name))
 
     @torch.no_grad()
-    def sample(self, n: int, *, seed: int = 0) -> ad.AnnData:
-        """Posterior-predictive counts for ``n`` prior draws.
+    def sample(
+        self,
+        n: int,
+        *,
+        seed: int = 0,
+        cells: ad.AnnData | None = None,
+        batch: str | None = None,
+    ) -> ad.AnnData:
+        """Posterior-predictive counts for ``n`` cells.
 
-        Library sizes are drawn from the log-normal fitted to the training data and
-        batches uniformly from the training batches.
+        Parameters
+        ----------
+        n
+            Number of cells to generate.
+        seed
+            Seed of every draw.
+        cells
+            ``None``: z from the prior, library sizes from the log-normal fitted to the
+            training data, batches uniform over the training batches. Otherwise counts
+            conditioned on these cells: ``n`` of them are drawn with replacement and each
+            sample uses z drawn from ``q(z | x)``, the cell's observed library size and its
+            batch (``obs["source_cell"]`` names the cell).
+        batch
+            Put every sample in this batch (e.g. to see cells as another batch would).
         """
         self.module.eval()
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            log_lib = torch.randn(n) * self.info["log_library_std"] + self.info["log_library_mean"]
             n_batches = max(len(self.info["batch_categories"]), 1)
-            batch = torch.randint(n_batches, (n,))
-            counts = self.module.sample_counts(
-                log_lib.exp().to(self.device), batch.to(self.device)
-            )
+            z, source = None, None
+            if cells is None:
+                log_lib = torch.randn(n) * self.info["log_library_std"]
+                library = (log_lib + self.info["log_library_mean"]).exp()
+                codes = torch.randint(n_batches, (n,))
+            else:
+                if cells.n_obs == 0:
+                    raise VAEInputError("sample.cells", "no cells to condition on")
+                pick = torch.randint(cells.n_obs, (n,)).sort().values
+                tensors = self.tensors(cells)
+                counts = tensors["x"][pick]
+                codes = tensors["batch"][pick]
+                library = counts.library()
+                z = self.module.inference(counts.to(self.device), codes.to(self.device)).sample()
+                source = np.asarray(cells.obs_names)[pick.numpy()]
+            if batch is not None:
+                codes = torch.full((n,), self._batch_code(batch), dtype=torch.long)
+            counts = self.module.sample_counts(library.to(self.device), codes.to(self.device), z=z)
         obs = pd.DataFrame(
             {"library_size": counts.sum(1).cpu().numpy()}, index=[f"sample_{i}" for i in range(n)]
         )
+        if source is not None:
+            obs["source_cell"] = source
         if self.info["batch_categories"]:
             obs[self.info["batch_key"]] = pd.Categorical.from_codes(
-                batch.numpy(), self.info["batch_categories"]
+                codes.numpy(), self.info["batch_categories"]
             )
         return ad.AnnData(
             X=sp.csr_matrix(counts.cpu().numpy()), obs=obs, var=pd.DataFrame(index=self.var_names)
         )
+
+    @torch.no_grad()
+    def get_denoised(
+        self, adata: ad.AnnData, *, library_size: float = 1e4, batch_size: int = 4096
+    ) -> np.ndarray:
+        """Return denoised expression: the decoder mean at ``E[z | x]`` per ``library_size``.
+
+        Returns a dense ``(n_obs, n_genes)`` float32 array (expression fractions times
+        ``library_size``, e.g. counts per 10,000), the cell's own batch in the decoder.
+        """
+
+        def step(tensors: dict) -> torch.Tensor:
+            z = self.module.inference(**tensors).loc
+            log_scale, _ = self.module._decode(z, tensors["batch"])
+            return log_scale.exp() * library_size
+
+        out = self._map_batches(adata, step, batch_size)
+        return torch.cat(out).numpy() if out else np.zeros((0, len(self.var_names)), np.float32)

@@ -159,12 +159,19 @@ class CountVAE(nn.Module):
         return LossOutput(-log_ll, kl, torch.zeros((), device=counts.value.device))
 
     @torch.no_grad()
-    def sample_counts(self, library: torch.Tensor, batch: torch.Tensor | None) -> torch.Tensor:
-        """Posterior-predictive counts for prior draws, one per entry of ``library``.
+    def sample_counts(
+        self,
+        library: torch.Tensor,
+        batch: torch.Tensor | None,
+        z: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Posterior-predictive counts, one cell per entry of ``library``.
 
-        Uses the global torch random state; callers seed it (``torch.random.fork_rng``).
+        ``z`` defaults to draws from the prior. Uses the global torch random state;
+        callers seed it (``torch.random.fork_rng``).
         """
-        z = torch.randn(library.shape[0], self.n_latent, device=library.device)
+        if z is None:
+            z = torch.randn(library.shape[0], self.n_latent, device=library.device)
         px = self.generative(z, library, batch)
         theta = px["theta"].expand_as(px["mu"])
         rate = torch._standard_gamma(theta) * px["mu"] / theta  # gamma-Poisson mixture

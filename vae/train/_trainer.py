@@ -169,8 +169,13 @@ class Trainer:
             pick = torch.multinomial(self.sampling_weights, size, True, generator=self.generator)
             return self.train_index[pick]
         if self._perm_pos >= self._perm.numel():
-            self._perm = torch.randperm(
-                self.train_index.numel(), generator=self.generator, device=self.device
+            # a data source read from disk orders an epoch itself (shuffled row blocks)
+            order = getattr(next(iter(self.tensors.values())), "epoch_order", None)
+            n_train = self.train_index.numel()
+            self._perm = (
+                order(n_train, self.generator).to(self.device)
+                if order is not None
+                else torch.randperm(n_train, generator=self.generator, device=self.device)
             )
             self._perm_pos = 0
         pick = self._perm[self._perm_pos : self._perm_pos + size]

@@ -14,6 +14,7 @@ rule embed_dataset:
         runtime=60,
     params:
         device=config["device"],
+        denoised=config["embed"].get("denoised_layer", False),
     script:
         "../scripts/embed_dataset.py"
 
@@ -41,6 +42,7 @@ rule sample_protein:
 rule sample_expression:
     input:
         model="results/expression/{dataset}/model",
+        data="results/expression/{dataset}/preprocessed.h5ad",
     output:
         "results/expression/{dataset}/samples.h5ad",
     log:
@@ -54,6 +56,8 @@ rule sample_expression:
     params:
         n=config["sample"]["n"],
         seed=config["seed"],
+        condition=config["sample"].get("expression_from", "prior"),
+        batch=config["sample"].get("batch"),
     script:
         "../scripts/sample.py"
 

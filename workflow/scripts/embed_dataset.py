@@ -10,5 +10,6 @@ run_logged(
     snakemake.input.data,
     snakemake.output[0],
     device=snakemake.params.device,
+    denoised=snakemake.params.denoised,
     threads=snakemake.threads,
 )

@@ -1,9 +1,17 @@
-"""Generate samples from a trained model's prior (FASTA or .h5ad by domain)."""
+"""Generate samples from a trained model (FASTA or .h5ad by domain)."""
 
 from vae._script import run_logged
 from vae.steps import sample_expression, sample_protein
 
-step = sample_protein if snakemake.rule == "sample_protein" else sample_expression
+if snakemake.rule == "sample_protein":
+    step, kwargs = sample_protein, {}
+else:
+    conditioned = snakemake.params.condition == "cells"
+    step = sample_expression
+    kwargs = {
+        "condition_on": snakemake.input.data if conditioned else None,
+        "batch": snakemake.params.batch,
+    }
 run_logged(
     snakemake.log[0],
     step,
@@ -12,4 +20,5 @@ run_logged(
     n=snakemake.params.n,
     seed=snakemake.params.seed,
     threads=snakemake.threads,
+    **kwargs,
 )

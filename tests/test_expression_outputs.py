@@ -1,0 +1,104 @@
+"""Expression outputs: conditioned samples, the denoised layer, backed selection in steps."""
+
+from __future__ import annotations
+
+import anndata as ad
+import numpy as np
+import pytest
+
+from vae.errors import VAEInputError
+from vae.model import CountModel
+from vae.steps import embed_preprocessed, sample_expression, train_model, use_backed
+from vae.train import TrainConfig
+
+TINY = {"n_latent": 2, "n_hidden": 16}
+QUICK = {"max_steps": 12, "batch_size": 16, "eval_every": 6, "lr": 5e-3}
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    from conftest import make_counts
+
+    folder = tmp_path_factory.mktemp("expression")
+    adata = make_counts()
+    adata.uns["preprocess"] = {"batch_key": "batch", "label_key": "cell_type"}
+    data = folder / "preprocessed.h5ad"
+    adata.write_h5ad(data)
+    train_model(
+        data,
+        folder / "model",
+        folder / "history.tsv",
+        domain="expression",
+        model_kwargs=TINY,
+        train_kwargs=QUICK | {"backed": True},
+        device="cpu",
+    )
+    return folder, adata
+
+
+def test_trained_backed_and_manifest_says_so(trained):
+    import json
+
+    folder, _ = trained
+    manifest = json.loads((folder / "model/manifest.json").read_text())
+    assert manifest["backed"] is True
+
+
+def test_samples_conditioned_on_cells_and_batch(trained, tmp_path):
+    folder, adata = trained
+    out = tmp_path / "samples.h5ad"
+    sample_expression(
+        folder / "model", out, n=30, seed=1, condition_on=folder / "preprocessed.h5ad"
+    )
+    samples = ad.read_h5ad(out)
+    assert samples.shape == (30, adata.n_vars)
+    assert list(samples.var_names) == list(adata.var_names)
+    assert set(samples.obs["source_cell"]) <= set(adata.obs_names)
+    # each sample keeps its source cell's batch
+    source_batch = adata.obs.loc[samples.obs["source_cell"], "batch"].astype(str).to_numpy()
+    np.testing.assert_array_equal(samples.obs["batch"].astype(str).to_numpy(), source_batch)
+    counts = samples.X.toarray()
+    assert (counts >= 0).all()
+    assert np.array_equal(counts, np.round(counts))
+    # conditioned samples follow their cells: depth correlates with the source library
+    library = np.asarray(adata[samples.obs["source_cell"]].X.sum(1)).ravel()
+    assert np.corrcoef(library, counts.sum(1))[0, 1] > 0.3
+    sample_expression(folder / "model", out, n=10, seed=1, batch="b1")
+    assert (ad.read_h5ad(out).obs["batch"] == "b1").all()
+    with pytest.raises(VAEInputError, match="unknown batch 'b9'"):
+        sample_expression(folder / "model", tmp_path / "x.h5ad", n=3, batch="b9")
+    assert not (tmp_path / "x.h5ad").exists()
+
+
+def test_embedding_with_denoised_layer(trained, tmp_path):
+    folder, adata = trained
+    out = tmp_path / "embedding.h5ad"
+    embed_preprocessed(folder / "model", folder / "preprocessed.h5ad", out, device="cpu")
+    plain = ad.read_h5ad(out)
+    assert plain.obsm["X_vae"].shape == (adata.n_obs, 2)
+    assert not plain.layers
+    embed_preprocessed(
+        folder / "model", folder / "preprocessed.h5ad", out, device="cpu", denoised=True
+    )
+    full = ad.read_h5ad(out)
+    np.testing.assert_allclose(full.obsm["X_vae"], plain.obsm["X_vae"], rtol=1e-5)
+    denoised = full.layers["denoised"]
+    assert denoised.shape == adata.shape
+    assert list(full.var_names) == list(adata.var_names)
+    np.testing.assert_allclose(denoised.sum(1), 1e4, rtol=1e-4)
+
+
+def test_use_backed(tmp_path, counts_adata):
+    path = tmp_path / "counts.h5ad"
+    counts_adata.write_h5ad(path)
+    assert use_backed(path, "auto") is False  # small
+    assert use_backed(path, True) is True
+    with pytest.raises(VAEInputError, match="auto, true or false"):
+        use_backed(path, "yes")
+
+
+def test_count_model_sample_rejects_batch_without_batches(counts_adata):
+    model = CountModel.from_anndata(counts_adata, **TINY)
+    model.train(counts_adata, TrainConfig(**QUICK))
+    with pytest.raises(VAEInputError, match="without batches"):
+        model.sample(3, batch="b0")
