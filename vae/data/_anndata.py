@@ -7,12 +7,57 @@ from pathlib import Path
 
 import anndata as ad
 import numpy as np
+import pandas as pd
 import scanpy as sc
+import scipy.io
 import scipy.sparse as sp
 
 from vae.errors import VAEInputError, unreadable
 
 logger = logging.getLogger(__name__)
+
+
+def _find(folder: Path, name: str) -> Path | None:
+    for candidate in (folder / f"{name}.gz", folder / name):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def read_10x_folder(path: str | Path) -> ad.AnnData:
+    """Read a 10x Genomics matrix folder (Cell Ranger v2 or v3+, gzipped or not).
+
+    The folder holds ``matrix.mtx[.gz]`` (genes x cells), ``barcodes.tsv[.gz]`` and
+    ``features.tsv[.gz]`` (v3: id, name, type; only "Gene Expression" rows are kept) or
+    ``genes.tsv`` (v2: id, name). Gene names become ``var_names`` (made unique), ids go to
+    ``var["gene_ids"]``.
+    """
+    path = Path(path)
+    matrix, barcodes = _find(path, "matrix.mtx"), _find(path, "barcodes.tsv")
+    features = _find(path, "features.tsv") or _find(path, "genes.tsv")
+    if matrix is None or barcodes is None or features is None:
+        raise VAEInputError(
+            path,
+            "not a 10x matrix folder: needs matrix.mtx[.gz], barcodes.tsv[.gz] and "
+            "features.tsv[.gz] (or genes.tsv)",
+        )
+    counts = sp.csr_matrix(scipy.io.mmread(matrix).T, dtype=np.float32)
+    genes = pd.read_csv(features, sep="\t", header=None, dtype=str)
+    cells = pd.read_csv(barcodes, sep="\t", header=None, dtype=str)
+    if counts.shape != (len(cells), len(genes)):
+        raise VAEInputError(
+            path,
+            f"matrix.mtx is {counts.shape[1]} genes x {counts.shape[0]} cells but there are "
+            f"{len(genes)} features and {len(cells)} barcodes",
+        )
+    var = pd.DataFrame({"gene_ids": genes[0].to_numpy()})
+    var.index = ad.utils.make_index_unique(pd.Index(genes[min(1, genes.shape[1] - 1)]))
+    if genes.shape[1] > 2:
+        var["feature_types"] = genes[2].to_numpy()
+    adata = ad.AnnData(X=counts, obs=pd.DataFrame(index=cells[0].to_numpy()), var=var)
+    if "feature_types" in var:
+        adata = adata[:, var["feature_types"].to_numpy() == "Gene Expression"].copy()
+    return adata
 
 
 def read_counts_file(path: str | Path) -> ad.AnnData:
@@ -33,7 +78,7 @@ def read_counts_file(path: str | Path) -> ad.AnnData:
         raise VAEInputError(path, "file does not exist")
     try:
         if path.is_dir():
-            return sc.read_10x_mtx(path)
+            return read_10x_folder(path)
         if path.stat().st_size == 0:
             raise VAEInputError(path, "file is empty")
         suffix = path.suffix.lower()
