@@ -80,6 +80,7 @@ def train_ours(train: ad.AnnData, heldout: ad.AnnData, full: ad.AnnData, args) -
     model_kwargs, train_kwargs = _project_settings()
     n_inner = train.n_obs - int(round(train.n_obs * train_kwargs["validation_frac"]))
     steps_per_epoch = math.ceil(n_inner / train_kwargs["batch_size"])
+    train_kwargs.pop("backed", None)  # pbmc3k is held in memory
     train_kwargs |= {"max_steps": args.epochs * steps_per_epoch, "checkpoint_every": 0}
     train_kwargs["seed"] = args.seed
     config = TrainConfig(**train_kwargs)
