@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import resource
 import subprocess
@@ -106,7 +107,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=100_000)
     parser.add_argument("--length", type=int, default=500)
-    parser.add_argument("--peer-n", type=int, default=10_000, help="subset size for the peers")
+    parser.add_argument("--peer-n", type=int, default=10_000, help="subset for EVE's numba kernel")
+    parser.add_argument(
+        "--numpy-n", type=int, default=2_000, help="subset for EVE's numpy weights (slowest)"
+    )
     parser.add_argument("--eve-src", help="scratch copy of EVE's code (not part of the project)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/out"))
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -117,11 +121,13 @@ def main() -> None:
 
     rows = [_run_child("ours", args.n, args.length, None)]
     if args.eve_src:
-        for peer in ("eve-numba", "eve-numpy"):
-            rows.append(_run_child("ours", args.peer_n, args.length, None))
-            rows.append(_run_child(peer, args.peer_n, args.length, args.eve_src))
+        for peer, n in (("eve-numba", args.peer_n), ("eve-numpy", args.numpy_n)):
+            rows.append(_run_child("ours", n, args.length, None))
+            rows.append(_run_child(peer, n, args.length, args.eve_src))
+    load = os.getloadavg()[0]
     lines = [
-        f"sequence weights, theta 0.2, generated alignment ({platform.processor() or 'cpu'})",
+        f"sequence weights, theta 0.2, generated alignment, {os.cpu_count()} CPUs "
+        f"({platform.machine()}), load average at the end {load:.1f}",
         "",
         "| method | sequences | columns | seconds | peak RSS (MB) | Neff |",
         "|---|---|---|---|---|---|",

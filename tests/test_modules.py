@@ -220,3 +220,17 @@ def test_one_hot_linear_matches_dense_linear():
     torch.testing.assert_close(layer(codes), expected)
     torch.testing.assert_close(layer.weight.grad, dense_weight.grad)
     torch.testing.assert_close(layer.bias.grad, upstream.sum(0))
+
+
+def test_held_decoder_draw_gives_common_random_numbers():
+    torch.manual_seed(0)
+    module = SequenceVAE(6, 21, n_latent=3, encoder_hidden=(8,), decoder_hidden=(8,)).eval()
+    codes = torch.randint(0, 21, (4, 6))
+    noise = torch.randn(3)
+    with module.held_decoder_draw():
+        first = module(codes, noise=noise).neg_elbo()
+        # the same weights and noise for a sub-batch: per-sequence ELBOs are unchanged
+        torch.testing.assert_close(module(codes[2:], noise=noise).neg_elbo(), first[2:])
+    # outside the block each pass draws new weights
+    assert not torch.equal(module(codes, noise=noise).neg_elbo(), first)
+    assert all(t._held is None for t in module.decoder.modules() if hasattr(t, "_held"))

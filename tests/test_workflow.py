@@ -64,6 +64,9 @@ def test_protein_artifacts(workdir: Path) -> None:
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["n_scored"] == 20
     assert 0.0 <= metrics["roc_auc"] <= 1.0
+    assert metrics["n_samples"] == 20
+    assert -1.0 <= metrics["sample_frequency_pearson_r"] <= 1.0
+    assert 0.0 <= metrics["sample_nearest_natural_identity_mean"] <= 1.0
     history = pd.read_csv(out / "history.tsv", sep="\t")
     assert {"train_elbo", "val_elbo", "train_kl", "val_reconstruction"} <= set(history.columns)
 

@@ -44,6 +44,7 @@ from vae.metrics import (
 )
 from vae.model import CountModel, SequenceModel, load_model
 from vae.provenance import write_manifest
+from vae.sample_stats import read_samples, sample_statistics
 from vae.train import TrainConfig
 from vae.train._trainer import NonFiniteLossError
 
@@ -378,12 +379,13 @@ def score_variants(
     n_samples: int = 20,
     seed: int = 0,
     device: str = "auto",
+    common_draws: bool = True,
 ) -> None:
     """Write the evolutionary index of every single substitution of the focus sequence."""
     model = load_model(model_dir, resolve_device(device))
     if model.domain != "protein":
         raise VAEInputError(model_dir, "variant scores need a protein model")
-    table = model.score_single_mutants(n_samples=n_samples, seed=seed)
+    table = model.score_single_mutants(n_samples=n_samples, seed=seed, common_draws=common_draws)
     with atomic_path(output) as tmp:
         table.to_csv(tmp, index=False, float_format="%.6g")
 
@@ -397,8 +399,14 @@ def evaluate_protein(
     *,
     labels: str | Path | None = None,
     protein: str | None = None,
+    samples: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Held-out ELBO vs the site-independent model, and ROC AUC when labels are given."""
+    """Held-out ELBO vs the site-independent model, ROC AUC when labels are given.
+
+    With ``samples`` (``samples.fasta``), also the Pearson r of per-column amino-acid
+    frequencies against the weighted natural alignment and each sample's identity to
+    its nearest natural sequence (summary statistics).
+    """
     model = load_model(model_dir)
     adata = read_h5ad(data)
     val = np.asarray(model.info["train"]["val_index"], dtype=int)
@@ -434,6 +442,9 @@ def evaluate_protein(
                 label_table,
             ).items()
         }
+    if samples is not None:
+        generated = read_samples(samples, adata.n_vars)
+        metrics |= sample_statistics(generated, codes, weights)
     write_json_atomic(output, metrics)
     return metrics
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import anndata as ad
 import numpy as np
 import pandas as pd
@@ -46,12 +48,20 @@ class SequenceModel(BaseModel):
 
     @torch.no_grad()
     def score_single_mutants(
-        self, *, n_samples: int = 20, batch_size: int = 2048, seed: int = 0
+        self,
+        *,
+        n_samples: int = 20,
+        batch_size: int = 2048,
+        seed: int = 0,
+        common_draws: bool = True,
     ) -> pd.DataFrame:
         """Evolutionary index of every single substitution of the focus sequence.
 
         ``evol_index = ELBO(wild type) - ELBO(mutant)``, each ELBO averaged over
-        ``n_samples`` draws of ``z``; higher means more damaging.
+        ``n_samples`` draws of ``z`` (and of the decoder weights when Bayesian); higher
+        means more damaging. With ``common_draws`` every sequence of a draw shares the
+        same latent noise and decoder weights (common random numbers), so that the
+        wild type and its mutants differ only by the sequence, not by the draw.
 
         Returns
         -------
@@ -78,9 +88,16 @@ class SequenceModel(BaseModel):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             for _ in range(n_samples):
-                for start in range(0, all_codes.shape[0], batch_size):
-                    chunk = all_codes[start : start + batch_size]
-                    elbo[start : start + batch_size] -= self.module(chunk).neg_elbo().double()
+                if common_draws:
+                    noise = torch.randn(self.module.n_latent, device=self.device)
+                    held = self.module.held_decoder_draw()
+                else:
+                    noise, held = None, contextlib.nullcontext()
+                with held:
+                    for start in range(0, all_codes.shape[0], batch_size):
+                        chunk = all_codes[start : start + batch_size]
+                        out = self.module(chunk, noise=noise)
+                        elbo[start : start + batch_size] -= out.neg_elbo().double()
         elbo /= n_samples
         table = pd.DataFrame(rows, columns=["mutant", "position", "wt", "mt"])
         table["evol_index"] = (elbo[0] - elbo[1:]).cpu().numpy()

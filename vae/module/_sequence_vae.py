@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 
 import torch
@@ -10,7 +11,7 @@ from torch.distributions import Normal, kl_divergence
 
 from vae.module._base import LossOutput
 from vae.module._sequence_decoder import SequenceDecoder
-from vae.nn import GaussianEncoder, OneHotLinear
+from vae.nn import GaussianEncoder, OneHotLinear, VariationalTensor
 
 
 class SequenceVAE(nn.Module):
@@ -87,10 +88,34 @@ class SequenceVAE(nn.Module):
         logits, kl_weights = self.decoder(z, sample)
         return torch.log_softmax(logits.float(), dim=-1), kl_weights
 
-    def forward(self, codes: torch.Tensor, *, sample: bool = True) -> LossOutput:
-        """ELBO terms of a minibatch; ``sample=False`` uses posterior means throughout."""
+    @contextlib.contextmanager
+    def held_decoder_draw(self):
+        """Within the block every forward pass uses one draw of the decoder weights."""
+        tensors = [m for m in self.decoder.modules() if isinstance(m, VariationalTensor)]
+        for tensor in tensors:
+            tensor.hold()
+        try:
+            yield
+        finally:
+            for tensor in tensors:
+                tensor.release()
+
+    def forward(
+        self, codes: torch.Tensor, *, sample: bool = True, noise: torch.Tensor | None = None
+    ) -> LossOutput:
+        """ELBO terms of a minibatch; ``sample=False`` uses posterior means throughout.
+
+        ``noise`` (standard normal, ``(n_latent,)`` or ``(batch, n_latent)``) replaces the
+        latent draw: ``z = mean + scale * noise``; shared noise scores sequences with
+        common random numbers.
+        """
         qz = self.inference(codes)
-        z = qz.rsample() if sample else qz.loc
+        if not sample:
+            z = qz.loc
+        elif noise is not None:
+            z = qz.loc + qz.scale * noise
+        else:
+            z = qz.rsample()
         log_px, kl_weights = self.generative(z, sample=sample)
         reconstruction = -log_px.gather(-1, codes.long().unsqueeze(-1)).squeeze(-1).sum(-1)
         pz = Normal(torch.zeros_like(qz.loc), torch.ones_like(qz.scale))

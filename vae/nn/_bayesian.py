@@ -71,15 +71,32 @@ class VariationalTensor(nn.Module):
         super().__init__()
         self.mean = nn.Parameter(mean)
         self.log_var = nn.Parameter(torch.full_like(mean, log_var_init)) if bayesian else None
+        self._held: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def hold(self) -> None:
+        """Draw once (no gradient) and return that draw from :meth:`draw` until :meth:`release`.
+
+        Used to score many sequences under the same weights (common random numbers).
+        """
+        with torch.no_grad():
+            self._held = None
+            self._held = self.draw(sample=True)
+
+    def release(self) -> None:
+        """Go back to a fresh draw per call."""
+        self._held = None
 
     def draw(self, sample: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
         """Return a reparameterised draw (or the mean) and the KL to ``N(0, 1)``.
 
         The KL is 0 for a non-Bayesian tensor; with ``sample=False`` the mean is
-        returned with the (still exact) KL of the posterior.
+        returned with the (still exact) KL of the posterior. While held (:meth:`hold`),
+        a sampling call returns the held draw.
         """
         if self.log_var is None:
             return self.mean, self.mean.new_zeros(())
+        if sample and self._held is not None:
+            return self._held
         if not sample:
             return self.mean, self.kl()
         return _SampleWithKL.apply(self.mean, self.log_var)

@@ -13,6 +13,7 @@ from matplotlib.colors import Normalize
 from vae._constants import AMINO_ACIDS, GAP, KEYS, PROTEIN_ALPHABET
 from vae.errors import VAEInputError
 from vae.plotting._figures import _save
+from vae.sample_stats import column_frequencies, frequency_correlation, read_samples
 
 _SCORE_COLUMNS = ("mutant", "position", "wt", "mt", "evol_index")
 
@@ -192,24 +193,6 @@ def plot_mutation_heatmap(
     _save(fig, output)
 
 
-def column_frequencies(codes: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
-    """Weighted frequency of every alphabet symbol per column, ``(length, 21)``.
-
-    Parameters
-    ----------
-    codes
-        ``(n, length)`` alphabet indices (:data:`vae._constants.PROTEIN_ALPHABET`).
-    weights
-        Sequence weights; ``None`` weighs every sequence 1.
-    """
-    codes = np.asarray(codes, dtype=int)
-    weights = np.ones(codes.shape[0]) if weights is None else np.asarray(weights, dtype=float)
-    counts = np.stack(
-        [((codes == t) * weights[:, None]).sum(0) for t in range(len(PROTEIN_ALPHABET))], 1
-    )
-    return counts / max(float(weights.sum()), np.finfo(float).tiny)
-
-
 def plot_sample_frequencies(
     samples: str | Path,
     data: str | Path,
@@ -229,25 +212,13 @@ def plot_sample_frequencies(
     """
     import anndata as ad
 
-    from vae.data import encode, read_records
-
     adata = ad.read_h5ad(data)
     natural = np.asarray(adata.X)
     weights = adata.obs[KEYS.WEIGHT].to_numpy(dtype=float)
-    records = read_records(samples)
-    lengths = {len(seq) for _, seq in records}
-    if lengths != {natural.shape[1]}:
-        raise VAEInputError(
-            samples,
-            f"sample lengths {sorted(lengths)} differ from the {natural.shape[1]} model columns",
-        )
-    try:
-        generated = encode([seq.upper() for _, seq in records])
-    except ValueError as err:
-        raise VAEInputError(samples, str(err)) from err
+    generated = read_samples(samples, natural.shape[1])
     x = column_frequencies(natural, weights)
     y = column_frequencies(generated)
-    r = float(np.corrcoef(x.ravel(), y.ravel())[0, 1]) if x.std() and y.std() else float("nan")
+    r = frequency_correlation(generated, natural, weights)
 
     gap = PROTEIN_ALPHABET.index(GAP)
     fig, ax = plt.subplots(figsize=(4.8, 4.8))
@@ -268,7 +239,7 @@ def plot_sample_frequencies(
     ax.set_ylim(-0.02, 1.02)
     ax.set_aspect("equal")
     ax.set_xlabel(f"natural frequency (weighted, Neff = {weights.sum():.0f})")
-    ax.set_ylabel(f"sample frequency ({len(records)} generated sequences)")
+    ax.set_ylabel(f"sample frequency ({len(generated)} generated sequences)")
     ax.set_title(f"Column frequencies, samples vs natural\nPearson r = {r:.3f}", fontsize=10)
     ax.legend(loc="upper left", frameon=False, fontsize=8)
     fig.tight_layout()

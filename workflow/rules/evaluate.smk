@@ -3,6 +3,7 @@ rule evaluate_protein:
         model="results/protein/{dataset}/model",
         data="results/protein/{dataset}/preprocessed.h5ad",
         scores="results/protein/{dataset}/variant_scores.csv",
+        samples="results/protein/{dataset}/samples.fasta",
     output:
         "results/protein/{dataset}/metrics.json",
     log:

@@ -77,6 +77,7 @@ rule score_variants:
         runtime=60,
     params:
         n_samples=config["score"]["n_samples"],
+        common_draws=config["score"]["common_draws"],
         seed=config["seed"],
         device=config["device"],
     script:

@@ -1,4 +1,4 @@
-"""Held-out ELBO, site-independent baseline and ClinVar ROC AUC of a protein model."""
+"""Held-out ELBO, site-independent baseline, ClinVar ROC AUC and sample statistics."""
 
 from vae._script import run_logged
 from vae.steps import evaluate_protein
@@ -12,5 +12,6 @@ run_logged(
     snakemake.output[0],
     labels=snakemake.params.labels,
     protein=snakemake.params.protein,
+    samples=snakemake.input.samples,
     threads=snakemake.threads,
 )

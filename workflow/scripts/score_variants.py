@@ -9,6 +9,7 @@ run_logged(
     snakemake.input.model,
     snakemake.output[0],
     n_samples=snakemake.params.n_samples,
+    common_draws=snakemake.params.common_draws,
     seed=snakemake.params.seed,
     device=snakemake.params.device,
     threads=snakemake.threads,
