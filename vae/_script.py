@@ -28,13 +28,15 @@ def run_logged(
     *args, **kwargs
         Passed to ``func``.
     threads
-        CPU threads granted to the job; torch uses no more (oversubscribed cores slow
-        small matrix products down many times).
+        CPU threads granted to the job; torch and numba (sequence weights) use no more
+        (oversubscribed cores slow small matrix products down many times).
     """
     if threads is not None:
+        import numba
         import torch
 
         torch.set_num_threads(max(1, int(threads)))
+        numba.set_num_threads(max(1, min(int(threads), numba.config.NUMBA_NUM_THREADS)))
     logging.basicConfig(
         filename=log_path,
         level=logging.INFO,
