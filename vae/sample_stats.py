@@ -5,12 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from vae._constants import PROTEIN_ALPHABET
+from vae.data._weights import residue_one_hot
 from vae.errors import VAEInputError
-
-_GAP_CODE = len(PROTEIN_ALPHABET) - 1
 
 
 def column_frequencies(codes: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
@@ -54,20 +52,13 @@ def nearest_natural_identity(
     numpy.ndarray
         ``(n_generated,)`` identities in ``[0, 1]`` (0 for an all-gap sample).
     """
-    natural_hot = torch.nn.functional.one_hot(
-        torch.as_tensor(np.asarray(natural), dtype=torch.long), _GAP_CODE + 1
-    )[..., :_GAP_CODE].flatten(1)
-    natural_hot = natural_hot.to(torch.float32)
+    natural_hot = residue_one_hot(natural)
     best = np.zeros(len(generated))
     for start in range(0, len(generated), chunk_size):
-        block = torch.as_tensor(
-            np.asarray(generated[start : start + chunk_size]), dtype=torch.long
-        )
-        hot = torch.nn.functional.one_hot(block, _GAP_CODE + 1)[..., :_GAP_CODE].flatten(1)
-        hot = hot.to(torch.float32)
+        hot = residue_one_hot(generated[start : start + chunk_size])
         matches = (hot @ natural_hot.T).max(1).values
         residues = hot.sum(1).clamp(min=1)
-        best[start : start + len(block)] = (matches / residues).numpy()
+        best[start : start + hot.shape[0]] = (matches / residues).numpy()
     return best
 
 

@@ -153,14 +153,19 @@ def _neighbour_counts_cpu(codes: np.ndarray, thresholds: np.ndarray) -> np.ndarr
     return counts + (lengths >= thresholds)  # each sequence is its own neighbour
 
 
+def residue_one_hot(codes, device: str | torch.device = "cpu") -> torch.Tensor:
+    """Float32 one-hot of the 20 amino acids per column, flattened; gaps are all zero."""
+    codes_t = torch.as_tensor(np.asarray(codes), dtype=torch.long, device=device)
+    flat = torch.nn.functional.one_hot(codes_t, _GAP_CODE + 1)[..., :_GAP_CODE]
+    return flat.flatten(1).to(torch.float32)
+
+
 def _neighbour_counts_torch(
     codes: np.ndarray, thresholds: np.ndarray, chunk_size: int, device: torch.device
 ) -> np.ndarray:
-    codes_t = torch.as_tensor(codes, dtype=torch.long, device=device)
-    flat = torch.nn.functional.one_hot(codes_t, _GAP_CODE + 1)[..., :_GAP_CODE]
-    flat = flat.flatten(1).to(torch.float32)  # exact for counts below 2**24
+    flat = residue_one_hot(codes, device)  # float32 counts are exact below 2**24
     limits = torch.as_tensor(thresholds, device=device)
-    counts = torch.empty(codes_t.shape[0], dtype=torch.long, device=device)
+    counts = torch.empty(flat.shape[0], dtype=torch.long, device=device)
     for start in range(0, flat.shape[0], chunk_size):
         matches = (flat[start : start + chunk_size] @ flat.T).round().long()
         counts[start : start + chunk_size] = (

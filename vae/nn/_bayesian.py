@@ -131,7 +131,3 @@ class BayesianLinear(nn.Module):
         weight, kl_weight = self.weight.draw(sample)
         bias, kl_bias = self.bias.draw(sample)
         return nn.functional.linear(x, weight, bias), kl_weight + kl_bias
-
-    def kl(self) -> torch.Tensor:
-        """KL of weights and biases to the standard normal prior."""
-        return self.weight.kl() + self.bias.kl()
