@@ -13,8 +13,8 @@ One run does everything:
    (``--scvi-python``; scvi-tools is never a dependency of ``vae``), timing ``model.train``;
 4. computes every metric with the project's own code (:mod:`vae.metrics`) for our latent
    means, scvi's latent means and PCA(10) of log1p-CP10k counts, all cells;
-5. writes ``result.json`` and ``result.md`` under ``--out`` and prints the table and the
-   ratio of training wall times.
+5. writes ``result.json`` and ``result.md`` under ``--out/seedS`` and prints the table and the
+   ratio of training wall times; after all ``--seeds``, the summary over seeds.
 
 Held-out ELBO per cell: ``ELBO = E_q[log p(x|z)] - KL(q(z|x) || p(z))`` in nats per cell,
 higher is better, with the full ZINB log-likelihood (including ``-log x!``) on the held-out
@@ -26,7 +26,14 @@ Reconstruction is ``-log p(x|z)`` per cell (lower is better), as scvi-tools'
 
 Usage::
 
-    .venv/bin/python benchmarks/expression_vs_scvi.py --scvi-python /work/scvi-venv/bin/python
+    .venv/bin/python benchmarks/expression_vs_scvi.py --scvi-python /work/scvi-venv/bin/python \
+        --seeds 0 1 2 3 4 5 6 7 8 9
+
+Each seed writes ``OUT/seedS/result.json`` and ``result.md``; ``OUT/summary.json`` and
+``summary.md`` give the mean and SD of every quantity per side and the paired differences
+ours - scvi-tools and ours - PCA (mean, standard error, seeds where ours is at least as
+good): single runs differ by several hundredths of ARI from seed to seed, so one seed
+cannot decide a comparison.
 """
 
 from __future__ import annotations
@@ -53,6 +60,21 @@ from vae.train import TrainConfig
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared/data/expression/pbmc3k_hvg2000_counts.h5ad"
 METRICS = ("kmeans_ari", "leiden_ari", "leiden_nmi", "knn_accuracy", "silhouette_label")
+DEFINITIONS = {
+    "heldout_elbo_per_cell": "mean over held-out cells of log p(x|z) - KL(q(z|x)||p(z)) "
+    "in nats, KL weight 1, full ZINB likelihood including -log x!; higher is better",
+    "sampled_z": "z drawn once from q(z|x) per cell (scvi-tools get_elbo), mean of 5 draws",
+    "mean_z": "z at the posterior mean (ours only; the workflow's metrics.json)",
+    "heldout_reconstruction_per_cell": "-log p(x|z) per held-out cell; lower is better",
+    "train_seconds": "wall time of model.train(...) on each side (setup included; "
+    "torch._dynamo, which torch.optim imports on first use, is imported beforehand on "
+    "both sides: by `import scvi` there, explicitly here)",
+    "metrics": "vae.metrics.embedding_metrics on all cells' latent means; kmeans_ari is "
+    "KMeans(k = number of labels) averaged over 5 seeds; knn_accuracy is 5-fold "
+    "cross-validated kNN(15)",
+    "summary": "per quantity: mean and SD over seeds of each side, and the paired difference "
+    "ours - other (mean, SE = SD / sqrt(n), number of seeds where ours is at least as good)",
+}
 
 
 def _project_settings() -> tuple[dict, dict]:
@@ -175,42 +197,129 @@ def _goals(result: dict) -> dict:
     return goals
 
 
-def main() -> None:
-    """Run the comparison and write ``result.json`` / ``result.md``."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scvi-python", required=True, help="python of the scvi-tools venv")
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    parser.add_argument("--label-key", default="cell_type")
-    parser.add_argument("--epochs", type=int, default=100)
-    parser.add_argument("--heldout-frac", type=float, default=0.1)
-    parser.add_argument("--threads", type=int, default=1, help="torch threads, both sides")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/out/expression_vs_scvi")
-    args = parser.parse_args()
+_EXTRA = ("heldout_elbo", "train_seconds")
 
-    torch.set_num_threads(args.threads)
-    args.out.mkdir(parents=True, exist_ok=True)
-    adata = ad.read_h5ad(args.data)
-    rng = np.random.default_rng(args.seed)
+
+def _quantities(result: dict) -> dict[str, dict[str, float]]:
+    """Per side, the quantities the summary compares (higher is better for all)."""
+    sides = {}
+    for side in ("ours", "scvi", "pca"):
+        values = dict(result[side]["metrics"])
+        if side != "pca":
+            values["heldout_elbo"] = result[side]["heldout_elbo_per_cell_sampled_z"]
+            values["train_seconds"] = result[side]["train_seconds"]
+        sides[side] = {k: float(v) for k, v in values.items() if k in (*METRICS, *_EXTRA)}
+    return sides
+
+
+def summarize(results: list[dict]) -> dict:
+    """Means over seeds and paired differences ours - scvi-tools and ours - PCA.
+
+    Parameters
+    ----------
+    results
+        One ``run_seed`` result per seed.
+
+    Returns
+    -------
+    dict
+        ``seeds``; ``sides``: mean and SD per side and quantity; ``paired``: per
+        comparison and quantity the mean difference, its standard error and the number of
+        seeds where ours is at least as good (for ``train_seconds``: the time ratio instead).
+    """
+    per_seed = [_quantities(r) for r in results]
+    n = len(per_seed)
+    sides: dict[str, dict] = {}
+    for side in ("ours", "scvi", "pca"):
+        sides[side] = {}
+        for name in per_seed[0][side]:
+            values = np.array([q[side][name] for q in per_seed])
+            sides[side][name] = {
+                "mean": float(values.mean()),
+                "sd": float(values.std(ddof=1)) if n > 1 else 0.0,
+            }
+    paired: dict[str, dict] = {}
+    for other in ("scvi", "pca"):
+        paired[other] = {}
+        for name in per_seed[0][other]:
+            if name == "train_seconds":
+                ratio = np.array([q["ours"][name] / q[other][name] for q in per_seed])
+                paired[other]["time_ratio"] = {
+                    "mean": float(ratio.mean()),
+                    "max": float(ratio.max()),
+                    "per_seed": ratio.tolist(),
+                }
+                continue
+            diff = np.array([q["ours"][name] - q[other][name] for q in per_seed])
+            paired[other][name] = {
+                "mean_difference": float(diff.mean()),
+                "se": float(diff.std(ddof=1) / np.sqrt(n)) if n > 1 else float("nan"),
+                "ours_at_least_as_good": int((diff >= 0).sum()),
+                "per_seed": diff.tolist(),
+            }
+    return {"seeds": [r["seed"] for r in results], "n": n, "sides": sides, "paired": paired}
+
+
+def summary_table(summary: dict) -> str:
+    """Markdown table of :func:`summarize`: means (SD) per side and paired differences."""
+    n, sides, paired = summary["n"], summary["sides"], summary["paired"]
+    rows = [
+        f"Seeds {summary['seeds']} (n = {n}); mean (SD) per side; paired difference "
+        "ours - other: mean +/- SE [seeds where ours is at least as good]",
+        "",
+        "| quantity | ours | scvi-tools | PCA(10) | ours - scvi-tools | ours - PCA |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+
+    def cell(side: str, name: str) -> str:
+        if name not in sides[side]:
+            return "-"
+        return f"{sides[side][name]['mean']:.3f} ({sides[side][name]['sd']:.3f})"
+
+    def diff(other: str, name: str) -> str:
+        if name not in paired[other]:
+            return "-"
+        d = paired[other][name]
+        return f"{d['mean_difference']:+.3f} +/- {d['se']:.3f} [{d['ours_at_least_as_good']}/{n}]"
+
+    for name in (*METRICS, "heldout_elbo"):
+        rows.append(
+            f"| {name} | {cell('ours', name)} | {cell('scvi', name)} | {cell('pca', name)} "
+            f"| {diff('scvi', name)} | {diff('pca', name)} |"
+        )
+    ratio = paired["scvi"]["time_ratio"]
+    rows.append(
+        f"| train seconds | {cell('ours', 'train_seconds')} | {cell('scvi', 'train_seconds')} "
+        f"| - | ratio ours/scvi {ratio['mean']:.3f} (max {ratio['max']:.3f}) | - |"
+    )
+    return "\n".join(rows)
+
+
+def run_seed(adata: ad.AnnData, seed: int, args) -> dict:
+    """One side-by-side run: split by ``seed``, train both sides, score all three latents."""
+    out = args.out / f"seed{seed}"
+    out.mkdir(parents=True, exist_ok=True)
+    args.seed = seed
+    rng = np.random.default_rng(seed)
     order = rng.permutation(adata.n_obs)
     n_heldout = int(round(adata.n_obs * args.heldout_frac))
     split = {"train": np.sort(order[n_heldout:]), "heldout": np.sort(order[:n_heldout])}
-    np.savez(args.out / "split.npz", **split)
+    np.savez(out / "split.npz", **split)
     train, heldout = adata[split["train"]].copy(), adata[split["heldout"]].copy()
     labels = adata.obs[args.label_key].to_numpy()
 
     ours = train_ours(train, heldout, adata, args)
-    scvi = train_scvi(args.data, args.out / "split.npz", args.out, args)
-    pca = {"latent": pca_baseline(adata.X, 10, seed=args.seed)}
+    scvi = train_scvi(args.data, out / "split.npz", out, args)
+    pca = {"latent": pca_baseline(adata.X, 10, seed=seed)}
     for side in (ours, scvi, pca):
-        side["metrics"] = embedding_metrics(side.pop("latent"), labels, seed=args.seed)
+        side["metrics"] = embedding_metrics(side.pop("latent"), labels, seed=seed)
 
-    load = os.getloadavg()
     result = {
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         "machine": f"{platform.processor() or platform.machine()}, nproc={os.cpu_count()}",
-        "load_average_1_5_15_at_end": load,
+        "load_average_1_5_15_at_end": os.getloadavg(),
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "seed": seed,
         "data": str(args.data),
         "n_cells": int(adata.n_obs),
         "n_genes": int(adata.n_vars),
@@ -223,28 +332,39 @@ def main() -> None:
         "scvi": scvi,
         "pca": pca,
         "time_ratio_ours_over_scvi": ours["train_seconds"] / scvi["train_seconds"],
-        "definitions": {
-            "heldout_elbo_per_cell": "mean over held-out cells of log p(x|z) - KL(q(z|x)||p(z)) "
-            "in nats, KL weight 1, full ZINB likelihood including -log x!; higher is better",
-            "sampled_z": "z drawn once from q(z|x) per cell (scvi-tools get_elbo), "
-            "mean of 5 draws",
-            "mean_z": "z at the posterior mean (ours only; the workflow's metrics.json)",
-            "heldout_reconstruction_per_cell": "-log p(x|z) per held-out cell; lower is better",
-            "train_seconds": "wall time of model.train(...) on each side (setup included; "
-            "torch._dynamo, which torch.optim imports on first use, is imported beforehand on "
-            "both sides: by `import scvi` there, explicitly here)",
-            "metrics": "vae.metrics.embedding_metrics on all cells' latent means; kmeans_ari is "
-            "KMeans(k = number of labels) averaged over 5 seeds; knn_accuracy is 5-fold "
-            "cross-validated kNN(15)",
-        },
+        "definitions": DEFINITIONS,
     }
     result["goals_met"] = _goals(result)
-    (args.out / "result.json").write_text(json.dumps(result, indent=2, default=str))
+    (out / "result.json").write_text(json.dumps(result, indent=2, default=str))
     table = _table(result)
-    (args.out / "result.md").write_text(table + "\n")
-    print(table)
-    print(json.dumps(result["goals_met"], indent=2))
-    print(f"time ratio ours/scvi: {result['time_ratio_ours_over_scvi']:.3f}")
+    (out / "result.md").write_text(table + "\n")
+    print(f"## seed {seed}\n{table}")
+    print(f"time ratio ours/scvi: {result['time_ratio_ours_over_scvi']:.3f}", flush=True)
+    return result
+
+
+def main() -> None:
+    """Run the comparison for every seed; write per-seed results and ``summary.json``/``.md``."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scvi-python", required=True, help="python of the scvi-tools venv")
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--label-key", default="cell_type")
+    parser.add_argument("--epochs", type=int, default=100)
+    parser.add_argument("--heldout-frac", type=float, default=0.1)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads, both sides")
+    parser.add_argument(
+        "--seeds", type=int, nargs="+", default=[0], help="one run per seed (split and models)"
+    )
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/out/expression_vs_scvi")
+    args = parser.parse_args()
+
+    torch.set_num_threads(args.threads)
+    adata = ad.read_h5ad(args.data)
+    results = [run_seed(adata, seed, args) for seed in args.seeds]
+    summary = summarize(results)
+    (args.out / "summary.json").write_text(json.dumps(summary, indent=2))
+    (args.out / "summary.md").write_text(summary_table(summary) + "\n")
+    print(summary_table(summary))
 
 
 if __name__ == "__main__":
