@@ -102,3 +102,16 @@ def test_count_model_sample_rejects_batch_without_batches(counts_adata):
     model.train(counts_adata, TrainConfig(**QUICK))
     with pytest.raises(VAEInputError, match="without batches"):
         model.sample(3, batch="b0")
+
+
+def test_metrics_above_scanpys_approximate_neighbour_threshold():
+    """Above 8,192 cells scanpy's default kNN is pynndescent; metrics must still work."""
+    from vae.metrics import embedding_metrics
+
+    rng = np.random.default_rng(0)
+    labels = rng.choice(["a", "b"], 9000)
+    embedding = rng.normal(size=(9000, 3)) + 4.0 * (labels == "b")[:, None]
+    metrics = embedding_metrics(embedding, labels, seed=0)
+    assert metrics["n_leiden_clusters"] >= 2
+    assert metrics["kmeans_ari"] > 0.95
+    assert metrics["knn_accuracy"] > 0.99

@@ -23,11 +23,25 @@ from vae._constants import AMINO_ACIDS, PROTEIN_ALPHABET
 logger = logging.getLogger(__name__)
 
 
+def neighbor_graph(
+    adata: ad.AnnData, use_rep: str, *, n_neighbors: int = 15, seed: int = 0
+) -> None:
+    """``sc.pp.neighbors`` on ``obsm[use_rep]`` with exact neighbours (scikit-learn).
+
+    scanpy's default switches to pynndescent from 8,192 cells; pynndescent 0.7 returns
+    scipy sparse arrays that scanpy 1.11 cannot read (``AttributeError: getnnz``), and
+    exact neighbours keep metrics and figures independent of an approximate search.
+    """
+    sc.pp.neighbors(
+        adata, use_rep=use_rep, n_neighbors=n_neighbors, random_state=seed, transformer="sklearn"
+    )
+
+
 def leiden_clusters(embedding: np.ndarray, *, n_neighbors: int = 15, seed: int = 0) -> np.ndarray:
     """Leiden clusters (scanpy, igraph flavour) of a kNN graph on ``embedding``."""
     adata = ad.AnnData(X=np.zeros((embedding.shape[0], 1), dtype=np.float32))
     adata.obsm["rep"] = embedding
-    sc.pp.neighbors(adata, use_rep="rep", n_neighbors=n_neighbors, random_state=seed)
+    neighbor_graph(adata, "rep", n_neighbors=n_neighbors, seed=seed)
     sc.tl.leiden(adata, flavor="igraph", n_iterations=2, directed=False, random_state=seed)
     return adata.obs["leiden"].to_numpy()
 

@@ -14,6 +14,7 @@ import pandas as pd  # noqa: E402
 
 from vae._constants import KEYS  # noqa: E402
 from vae._io import atomic_path  # noqa: E402
+from vae.metrics import neighbor_graph  # noqa: E402
 
 _METADATA = {"Software": None}
 
@@ -72,7 +73,7 @@ def plot_latent(
     import scanpy as sc
 
     adata = ad.read_h5ad(embedding)
-    sc.pp.neighbors(adata, use_rep=KEYS.X_VAE, n_neighbors=15, random_state=seed)
+    neighbor_graph(adata, KEYS.X_VAE, n_neighbors=15, seed=seed)
     sc.tl.umap(adata, random_state=seed)
     if color_keys is None:
         color_keys = list(adata.uns.get("obs_keys", {}).values())
