@@ -7,7 +7,8 @@ binomially thinned with its own keep fraction (uniform in 0.4-1), so depths and 
 from cell to cell; drawing all 2e9 gamma-Poisson entries directly would take an hour on two
 cores. Only one chunk of cells is held in memory: ``X`` is appended to resizable HDF5
 datasets with ``anndata.io.sparse_dataset(...).append``.
-``obs`` has ``cell_type`` and ``batch`` (two batches); ``var`` names are ``gene_0000``...
+``obs`` has ``cell_type`` and ``batch`` (two batches), named in ``uns["preprocess"]`` as
+the workflow's preprocessing would; ``var`` names are ``gene_0000``...
 
 Usage::
 
@@ -114,8 +115,12 @@ def main() -> None:
         var = pd.DataFrame(index=[f"gene_{g:04d}" for g in range(args.n_genes)])
         ad.io.write_elem(handle, "obs", obs)
         ad.io.write_elem(handle, "var", var)
-        for key in ("obsm", "varm", "obsp", "varp", "layers", "uns"):
+        for key in ("obsm", "varm", "obsp", "varp", "layers"):
             ad.io.write_elem(handle, key, {})
+        # stands for a preprocessed dataset: the workflow's metrics read these columns
+        ad.io.write_elem(
+            handle, "uns", {"preprocess": {"label_key": "cell_type", "batch_key": "batch"}}
+        )
         handle.attrs["encoding-type"] = "anndata"
         handle.attrs["encoding-version"] = "0.1.0"
     tmp.rename(args.output)

@@ -104,6 +104,72 @@ def test_count_model_sample_rejects_batch_without_batches(counts_adata):
         model.sample(3, batch="b0")
 
 
+def test_evaluation_cells():
+    from vae.steps import evaluation_cells
+
+    np.testing.assert_array_equal(evaluation_cells(5, 10), np.arange(5))
+    cells = evaluation_cells(1000, 100, seed=3)
+    assert cells.size == 100
+    assert np.unique(cells).size == 100
+    assert np.all(np.diff(cells) > 0)
+    assert cells.max() < 1000
+    np.testing.assert_array_equal(cells, evaluation_cells(1000, 100, seed=3))
+    assert not np.array_equal(cells, evaluation_cells(1000, 100, seed=4))
+    with pytest.raises(VAEInputError, match="max_cells"):
+        evaluation_cells(10, 0)
+
+
+def test_evaluate_expression_subsamples_large_datasets(trained, tmp_path):
+    import json
+
+    from vae.metrics import embedding_metrics
+    from vae.model import load_model
+    from vae.steps import evaluate_expression, evaluation_cells
+
+    folder, adata = trained
+    data, embedding = folder / "preprocessed.h5ad", tmp_path / "embedding.h5ad"
+    embed_preprocessed(folder / "model", data, embedding, device="cpu")
+    latent = ad.read_h5ad(embedding).obsm["X_vae"]
+    model = load_model(folder / "model")
+    val = np.asarray(model.info["train"]["val_index"])
+    elbo = float(model.elbo(adata[val]).mean())
+
+    full = evaluate_expression(folder / "model", data, embedding, tmp_path / "full.json")
+    assert full["n_cells_evaluated"] == adata.n_obs
+    assert full["heldout_elbo_per_cell"] == pytest.approx(elbo, rel=1e-5)
+
+    n = adata.n_obs // 2
+    part = evaluate_expression(
+        folder / "model", data, embedding, tmp_path / "part.json", seed=1, max_cells=n
+    )
+    assert part == json.loads((tmp_path / "part.json").read_text())
+    assert part["n_cells"] == adata.n_obs
+    assert part["n_cells_evaluated"] == n
+    # the held-out ELBO still uses every validation cell; the metrics only the subsample
+    assert part["heldout_elbo_per_cell"] == pytest.approx(elbo, rel=1e-5)
+    cells = evaluation_cells(adata.n_obs, n, seed=1)
+    expected = embedding_metrics(
+        latent[cells],
+        adata.obs["cell_type"].to_numpy()[cells],
+        adata.obs["batch"].to_numpy()[cells],
+        seed=1,
+    )
+    assert part["vae"] == pytest.approx(expected)
+    assert set(part["pca_baseline"]) == set(expected)
+
+
+def test_evaluate_expression_embedding_of_other_cells(trained, tmp_path):
+    from vae.steps import evaluate_expression
+
+    folder, adata = trained
+    embedding = tmp_path / "embedding.h5ad"
+    ad.AnnData(obs=adata.obs.iloc[:5], obsm={"X_vae": np.zeros((5, 2))}).write_h5ad(embedding)
+    out = tmp_path / "metrics.json"
+    with pytest.raises(VAEInputError, match="5 embedded cells"):
+        evaluate_expression(folder / "model", folder / "preprocessed.h5ad", embedding, out)
+    assert not out.exists()
+
+
 def test_metrics_above_scanpys_approximate_neighbour_threshold():
     """Above 8,192 cells scanpy's default kNN is pynndescent; metrics must still work."""
     from vae.metrics import embedding_metrics

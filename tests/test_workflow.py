@@ -82,6 +82,9 @@ def test_expression_artifacts(workdir: Path) -> None:
     assert samples.n_obs == 20
     assert list(samples.var_names) == [f"g{i}" for i in range(40)]
     metrics = json.loads((out / "metrics.json").read_text())
+    # evaluate.max_cells is 50 in the test config: metrics on a subsample of the 150 cells
+    assert metrics["n_cells"] == 150
+    assert metrics["n_cells_evaluated"] == 50
     assert {"knn_accuracy", "leiden_ari"} <= set(metrics["vae"])
     assert {"knn_accuracy", "leiden_ari"} <= set(metrics["pca_baseline"])
     assert "batch_mixing_silhouette" in metrics["vae"]

@@ -38,5 +38,6 @@ rule evaluate_expression:
         runtime=60,
     params:
         seed=config["seed"],
+        max_cells=config["evaluate"]["max_cells"],
     script:
         "../scripts/evaluate_expression.py"

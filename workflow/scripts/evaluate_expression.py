@@ -11,5 +11,6 @@ run_logged(
     snakemake.input.embedding,
     snakemake.output[0],
     seed=snakemake.params.seed,
+    max_cells=snakemake.params.max_cells,
     threads=snakemake.threads,
 )
