@@ -2,10 +2,11 @@
 
 Runs, each in a fresh process so that each has its own peak memory, the step functions the
 Snakemake rules call: ``train_model`` (backed, ``--steps`` optimiser steps),
-``embed_preprocessed`` (every cell, read block by block) and ``evaluate_expression``
+``embed_preprocessed`` (every cell, read block by block), ``evaluate_expression``
 (held-out ELBO on every validation cell; metrics and the PCA baseline on
-``--max-cells`` cells). Records wall seconds and peak resident memory (``ru_maxrss``) per
-step, plus ``n_cells_evaluated``, in ``--out`` (JSON).
+``--max-cells`` cells) and the latent UMAP figure (``plot_latent``, same subsample
+size). Records wall seconds and peak resident memory (``ru_maxrss``) per step, plus
+``n_cells_evaluated``, in ``--out`` (JSON).
 
 The input stands for a preprocessed dataset: ``benchmarks/generate_counts.py`` writes
 ``uns["preprocess"]`` naming its ``cell_type`` and ``batch`` columns, so the label and batch
@@ -32,21 +33,24 @@ from pathlib import Path
 
 def _stage(name: str, kwargs: dict, queue: multiprocessing.Queue) -> None:
     """Run one step function in this (fresh) process; report seconds and peak RSS."""
+    import importlib
+
     import torch
 
-    from vae import steps
-
+    module, _, function = name.rpartition(".")
     torch.set_num_threads(kwargs.pop("threads"))
     started = time.perf_counter()
-    result = getattr(steps, name)(**kwargs)
+    result = getattr(importlib.import_module(module), function)(**kwargs)
     seconds = time.perf_counter() - started
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    summary = {k: v for k, v in (result or {}).items() if not isinstance(v, dict | list)}
+    if not isinstance(result, dict):
+        result = {"returned": result}
+    summary = {k: v for k, v in result.items() if not isinstance(v, dict | list)}
     queue.put({"step": name, "seconds": seconds, "peak_rss_mb": peak_mb, "result": summary})
 
 
 def run_stage(name: str, **kwargs) -> dict:
-    """Run ``vae.steps.<name>(**kwargs)`` in a spawned process and return its report."""
+    """Run the function ``name`` (``module.function``) in a spawned process; its report."""
     context = multiprocessing.get_context("spawn")
     queue = context.Queue()
     process = context.Process(target=_stage, args=(name, kwargs, queue))
@@ -77,7 +81,7 @@ def main() -> None:
     common = {"threads": args.threads}
     reports = [
         run_stage(
-            "train_model",
+            "vae.steps.train_model",
             data=args.data,
             model_dir=model,
             history=args.work / "history.tsv",
@@ -94,7 +98,7 @@ def main() -> None:
             **common,
         ),
         run_stage(
-            "embed_preprocessed",
+            "vae.steps.embed_preprocessed",
             model_dir=model,
             data=args.data,
             output=embedding,
@@ -103,11 +107,18 @@ def main() -> None:
             **common,
         ),
         run_stage(
-            "evaluate_expression",
+            "vae.steps.evaluate_expression",
             model_dir=model,
             data=args.data,
             embedding=embedding,
             output=args.work / "metrics.json",
+            max_cells=args.max_cells,
+            **common,
+        ),
+        run_stage(
+            "vae.plotting.plot_latent",
+            embedding=embedding,
+            output=args.work / "latent_umap.png",
             max_cells=args.max_cells,
             **common,
         ),

@@ -105,7 +105,7 @@ def test_count_model_sample_rejects_batch_without_batches(counts_adata):
 
 
 def test_evaluation_cells():
-    from vae.steps import evaluation_cells
+    from vae.metrics import evaluation_cells
 
     np.testing.assert_array_equal(evaluation_cells(5, 10), np.arange(5))
     cells = evaluation_cells(1000, 100, seed=3)
@@ -122,9 +122,9 @@ def test_evaluation_cells():
 def test_evaluate_expression_subsamples_large_datasets(trained, tmp_path):
     import json
 
-    from vae.metrics import embedding_metrics
+    from vae.metrics import embedding_metrics, evaluation_cells
     from vae.model import load_model
-    from vae.steps import evaluate_expression, evaluation_cells
+    from vae.steps import evaluate_expression
 
     folder, adata = trained
     data, embedding = folder / "preprocessed.h5ad", tmp_path / "embedding.h5ad"
@@ -181,3 +181,42 @@ def test_metrics_above_scanpys_approximate_neighbour_threshold():
     assert metrics["n_leiden_clusters"] >= 2
     assert metrics["kmeans_ari"] > 0.95
     assert metrics["knn_accuracy"] > 0.99
+
+
+def test_latent_figure_subsamples_and_skips_layers(trained, tmp_path):
+    from vae.plotting import plot_latent
+
+    folder, adata = trained
+    embedding = tmp_path / "embedding.h5ad"
+    embed_preprocessed(
+        folder / "model", folder / "preprocessed.h5ad", embedding, device="cpu", denoised=True
+    )
+    assert plot_latent(embedding, tmp_path / "all.png") == adata.n_obs
+    assert plot_latent(embedding, tmp_path / "part.png", max_cells=40) == 40
+    assert (tmp_path / "part.png").stat().st_size > 0
+
+
+def test_read_embedding_reads_no_matrices(tmp_path):
+    from vae._io import read_embedding
+
+    path = tmp_path / "embedding.h5ad"
+    obs = {"obs_names": ["c0", "c1", "c2"]}
+    embedding = ad.AnnData(
+        X=np.ones((3, 4), dtype=np.float32),
+        obsm={"X_vae": np.arange(6.0).reshape(3, 2)},
+        layers={"denoised": np.ones((3, 4), dtype=np.float32)},
+        uns={"obs_keys": {"label_key": "cell_type"}},
+    )
+    embedding.obs_names = obs["obs_names"]
+    embedding.write_h5ad(path)
+    read = read_embedding(path)
+    assert read.X is None
+    assert not read.layers
+    assert list(read.obs_names) == obs["obs_names"]
+    np.testing.assert_array_equal(read.obsm["X_vae"], np.arange(6.0).reshape(3, 2))
+    assert read.uns["obs_keys"] == {"label_key": "cell_type"}
+    with pytest.raises(VAEInputError, match="obsm"):
+        read_embedding(path, "X_other")
+    (tmp_path / "bad.h5ad").write_text("not hdf5")
+    with pytest.raises(VAEInputError, match="bad.h5ad"):
+        read_embedding(tmp_path / "bad.h5ad")

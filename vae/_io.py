@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from vae.errors import VAEInputError
+from vae.errors import VAEInputError, unreadable
 
 
 @contextlib.contextmanager
@@ -80,3 +80,27 @@ def sha256_file(path: str | Path, chunk_size: int = 1 << 20) -> str:
         while chunk := handle.read(chunk_size):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def read_embedding(path: str | Path, key: str = "X_vae") -> Any:
+    """``obs``, ``uns`` and ``obsm[key]`` of an ``.h5ad`` file, without ``X`` or layers.
+
+    An embedding can carry a dense ``layers["denoised"]`` (cells x genes); metrics and
+    figures need only the coordinates and the cell annotations.
+    """
+    import anndata as ad
+    import h5py
+    import numpy as np
+    from anndata.io import read_elem
+
+    path = Path(path)
+    try:
+        with h5py.File(path, "r") as handle:
+            obs = read_elem(handle["obs"])
+            coordinates = np.asarray(read_elem(handle["obsm"][key]))
+            uns = read_elem(handle["uns"]) if "uns" in handle else {}
+    except KeyError as err:
+        raise VAEInputError(path, f"obsm[{key!r}] or obs is missing") from err
+    except OSError as err:
+        raise VAEInputError(path, unreadable(err, "AnnData")) from err
+    return ad.AnnData(obs=obs, obsm={key: coordinates}, uns=uns)

@@ -23,7 +23,13 @@ import pandas as pd
 
 from vae._constants import FILES, KEYS
 from vae._device import resolve_device
-from vae._io import atomic_path, sha256_file, write_json_atomic, write_text_atomic
+from vae._io import (
+    atomic_path,
+    read_embedding,
+    sha256_file,
+    write_json_atomic,
+    write_text_atomic,
+)
 from vae.data import (
     alignment_to_anndata,
     decode,
@@ -36,6 +42,7 @@ from vae.data._hmm import build_family_hmm
 from vae.errors import VAEInputError, unreadable
 from vae.metrics import (
     embedding_metrics,
+    evaluation_cells,
     pca_baseline,
     site_independent_log_frequencies,
     site_independent_loglik,
@@ -449,35 +456,6 @@ def evaluate_protein(
     return metrics
 
 
-def evaluation_cells(n_cells: int, max_cells: int, seed: int = 0) -> np.ndarray:
-    """Sorted indices of the cells the expression metrics use.
-
-    All cells up to ``max_cells``; above it a seeded uniform random subsample of
-    ``max_cells`` cells (the silhouette and cross-validated kNN grow faster than linearly
-    with the number of cells).
-    """
-    if max_cells < 1:
-        raise VAEInputError("evaluate.max_cells", f"must be at least 1, not {max_cells}")
-    if n_cells <= max_cells:
-        return np.arange(n_cells)
-    return np.sort(np.random.default_rng(seed).choice(n_cells, max_cells, replace=False))
-
-
-def read_obsm(path: str | Path, key: str) -> np.ndarray:
-    """Read one ``obsm`` entry of an ``.h5ad`` file without loading its matrices."""
-    import h5py
-    from anndata.io import read_elem
-
-    path = Path(path)
-    try:
-        with h5py.File(path, "r") as handle:
-            return np.asarray(read_elem(handle["obsm"][key]))
-    except KeyError as err:
-        raise VAEInputError(path, f"obsm[{key!r}] is missing") from err
-    except OSError as err:
-        raise VAEInputError(path, unreadable(err, "AnnData")) from err
-
-
 def evaluate_expression(
     model_dir: str | Path,
     data: str | Path,
@@ -495,7 +473,7 @@ def evaluate_expression(
     """
     model = load_model(model_dir)
     adata = read_h5ad(data, backed=True)
-    latent = read_obsm(embedding, KEYS.X_VAE)
+    latent = read_embedding(embedding, KEYS.X_VAE).obsm[KEYS.X_VAE]
     if latent.shape[0] != adata.n_obs:
         raise VAEInputError(
             embedding, f"{latent.shape[0]} embedded cells, but {data} has {adata.n_obs}"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import anndata as ad
 import matplotlib
 
 matplotlib.use("Agg")
@@ -13,8 +12,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from vae._constants import KEYS  # noqa: E402
-from vae._io import atomic_path  # noqa: E402
-from vae.metrics import neighbor_graph  # noqa: E402
+from vae._io import atomic_path, read_embedding  # noqa: E402
+from vae.metrics import evaluation_cells, neighbor_graph  # noqa: E402
 
 _METADATA = {"Software": None}
 
@@ -55,7 +54,8 @@ def plot_latent(
     *,
     color_keys: list[str] | None = None,
     seed: int = 0,
-) -> None:
+    max_cells: int = 50_000,
+) -> int:
     """UMAP of ``obsm['X_vae']`` coloured by ``obs`` columns (scanpy, fixed seed).
 
     Parameters
@@ -68,11 +68,22 @@ def plot_latent(
         ``obs`` columns to colour by (missing ones are skipped; none gives one panel);
         ``None`` uses the label and batch columns recorded in ``uns["obs_keys"]``.
     seed
-        Seed of the neighbour graph and UMAP layout.
+        Seed of the neighbour graph, UMAP layout and subsample.
+    max_cells
+        Above this many cells, plot a seeded random subsample of this many
+        (:func:`vae.metrics.evaluation_cells`); panel titles give the count.
+
+    Returns
+    -------
+    int
+        Number of cells plotted.
     """
     import scanpy as sc
 
-    adata = ad.read_h5ad(embedding)
+    full = read_embedding(embedding, KEYS.X_VAE)
+    cells = evaluation_cells(full.n_obs, max_cells, seed)
+    adata = full[cells].copy()
+    subset = f" ({cells.size:,} of {full.n_obs:,})" if cells.size < full.n_obs else ""
     neighbor_graph(adata, KEYS.X_VAE, n_neighbors=15, seed=seed)
     sc.tl.umap(adata, random_state=seed)
     if color_keys is None:
@@ -95,13 +106,14 @@ def plot_latent(
                     mask = categories.codes == i
                     ax.scatter(*coords[mask].T, s=4, color=cmap(i), label=name, linewidths=0)
                 ax.legend(fontsize=6, markerscale=2, frameon=False, loc="best")
-        ax.set_title(key or "latent space")
+        ax.set_title((key or "latent space") + subset)
         ax.set_xticks([])
         ax.set_yticks([])
         ax.set_xlabel("UMAP 1")
         ax.set_ylabel("UMAP 2")
     fig.tight_layout()
     _save(fig, output)
+    return int(cells.size)
 
 
 def plot_variant_scores(

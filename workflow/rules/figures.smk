@@ -44,6 +44,7 @@ rule plot_latent:
         runtime=20,
     params:
         seed=config["seed"],
+        max_cells=config["evaluate"]["max_cells"],
     script:
         "../scripts/plot_latent.py"
 

@@ -9,5 +9,6 @@ run_logged(
     snakemake.input[0],
     snakemake.output[0],
     seed=snakemake.params.seed,
+    max_cells=snakemake.params.max_cells,
     threads=snakemake.threads,
 )
