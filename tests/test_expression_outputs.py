@@ -217,6 +217,8 @@ def test_read_embedding_reads_no_matrices(tmp_path):
     assert read.uns["obs_keys"] == {"label_key": "cell_type"}
     with pytest.raises(VAEInputError, match="obsm"):
         read_embedding(path, "X_other")
+    with pytest.raises(VAEInputError, match="missing.h5ad: file does not exist"):
+        read_embedding(tmp_path / "missing.h5ad")
     (tmp_path / "bad.h5ad").write_text("not hdf5")
     with pytest.raises(VAEInputError, match="bad.h5ad"):
         read_embedding(tmp_path / "bad.h5ad")

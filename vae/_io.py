@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from vae._constants import KEYS
 from vae.errors import VAEInputError, unreadable
 
 
@@ -82,7 +83,7 @@ def sha256_file(path: str | Path, chunk_size: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def read_embedding(path: str | Path, key: str = "X_vae") -> Any:
+def read_embedding(path: str | Path, key: str = KEYS.X_VAE) -> Any:
     """``obs``, ``uns`` and ``obsm[key]`` of an ``.h5ad`` file, without ``X`` or layers.
 
     An embedding can carry a dense ``layers["denoised"]`` (cells x genes); metrics and
@@ -94,6 +95,8 @@ def read_embedding(path: str | Path, key: str = "X_vae") -> Any:
     from anndata.io import read_elem
 
     path = Path(path)
+    if not path.is_file():
+        raise VAEInputError(path, "file does not exist")
     try:
         with h5py.File(path, "r") as handle:
             obs = read_elem(handle["obs"])
