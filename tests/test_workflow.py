@@ -69,6 +69,19 @@ def test_protein_artifacts(workdir: Path) -> None:
     assert 0.0 <= metrics["sample_nearest_natural_identity_mean"] <= 1.0
     history = pd.read_csv(out / "history.tsv", sep="\t")
     assert {"train_elbo", "val_elbo", "train_kl", "val_reconstruction"} <= set(history.columns)
+    # the sheet's scan: ρ of both models, every variant accounted for, a learning curve
+    scan = pd.read_csv(out / "dms_scores.csv")
+    assert metrics["dms_n_scored"] == len(scan) > 0
+    assert metrics["dms_n_variants"] == len(pd.read_csv(workdir / "data" / "tinyfam_dms.csv"))
+    assert -1 <= metrics["dms_spearman"] <= 1
+    assert -1 <= metrics["site_independent_dms_spearman"] <= 1
+    assert history["monitor_dms_spearman"].notna().all()
+    assert history["monitor_roc_auc"].between(0, 1).all()
+    assert (
+        metrics["heldout_log_evidence_per_sequence"]
+        >= metrics["heldout_elbo_sampled_per_sequence"]
+    )
+    assert (out / "figures" / "dms_scatter.png").stat().st_size > 0
 
 
 def test_expression_artifacts(workdir: Path) -> None:
@@ -109,9 +122,9 @@ def test_batch_embedding_of_new_datasets(workdir: Path) -> None:
 
 def test_figures_regenerate_identically_without_retraining(workdir: Path) -> None:
     figures = sorted((workdir / "results").glob("*/*/figures/*.png"))
-    # protein: training, UMAP, variant scores, ROC, heat map, sample frequencies;
+    # protein: training, UMAP, variant scores, ROC, heat map, sample frequencies, scan;
     # expression: training, UMAP, metrics table
-    assert len(figures) == 9
+    assert len(figures) == 10
     before = {p: _digest(p) for p in figures}
     model_mtime = (workdir / "results/protein/tinyfam/model/model.pt").stat().st_mtime
     for folder in {p.parent for p in figures}:

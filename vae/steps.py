@@ -41,15 +41,15 @@ from vae.data import (
 from vae.data._hmm import build_family_hmm
 from vae.errors import VAEInputError, unreadable
 from vae.metrics import (
+    SCAN_SCORE_COLUMNS,
     embedding_metrics,
+    evaluate_scan,
     evaluation_cells,
+    learning_curve_monitor,
     pca_baseline,
-    site_independent_log_frequencies,
-    site_independent_loglik,
-    site_independent_scores,
     variant_auc,
 )
-from vae.model import CountModel, SequenceModel, load_model
+from vae.model import CountModel, SequenceModel, SiteIndependentModel, load_model
 from vae.provenance import write_manifest
 from vae.sample_stats import read_samples, sample_statistics
 from vae.train import TrainConfig
@@ -214,6 +214,11 @@ def train_model(
     train_kwargs: dict[str, Any],
     device: str = "auto",
     checkpoint: str | Path | None = None,
+    scan: str | Path | None = None,
+    scan_score_column: str = "score",
+    scan_higher_is_fitter: bool = True,
+    labels: str | Path | None = None,
+    protein: str | None = None,
 ) -> dict[str, Any]:
     """Train a model on a preprocessed ``.h5ad``; write the model folder and history.
 
@@ -237,10 +242,17 @@ def train_model(
         ``auto``, ``cpu`` or ``cuda``.
     checkpoint
         Checkpoint file for resuming an interrupted run (kept outside ``model_dir``).
+    scan, scan_score_column, scan_higher_is_fitter, labels, protein
+        Protein: a deep mutational scan and/or ClinVar-style labels (rows of ``protein``)
+        to follow during training. With ``train_kwargs["monitor_draws"] > 0`` (default 4)
+        every history row gains ``monitor_dms_spearman`` / ``monitor_roc_auc`` from that
+        many draws: the learning curve of what users need, next to the ELBO. Model
+        selection never uses them.
     """
     started = time.perf_counter()
     train_kwargs = dict(train_kwargs)
     backed = train_kwargs.pop("backed", "auto")
+    monitor_draws = train_kwargs.pop("monitor_draws", 4)
     if domain != "expression" and backed is True:
         raise VAEInputError(f"train.{domain}.backed", "backed reading is for expression data")
     backed = domain == "expression" and use_backed(data, backed)
@@ -255,9 +267,22 @@ def train_model(
     else:
         raise VAEInputError("domain", f"unknown domain {domain!r}")
     model.to(torch_device)
+    monitor = None
+    if domain == "protein" and monitor_draws > 0 and (scan is not None or labels is not None):
+        monitor = learning_curve_monitor(
+            model,
+            scan=scan,
+            score_column=scan_score_column,
+            higher_is_fitter=scan_higher_is_fitter,
+            labels=None if labels is None else read_variant_labels(labels, protein),
+            n_samples=monitor_draws,
+            seed=config.seed,
+        )
     key = _fingerprint(sha256_file(data), domain, model_kwargs)
     try:
-        result = model.train(adata, config, checkpoint_path=checkpoint, checkpoint_key=key)
+        result = model.train(
+            adata, config, checkpoint_path=checkpoint, checkpoint_key=key, monitor=monitor
+        )
     except NonFiniteLossError as err:  # one line naming the settings; no model is written
         raise VAEInputError(f"train.{domain}", str(err)) from err
     model.info["train"] = (
@@ -387,12 +412,19 @@ def score_variants(
     seed: int = 0,
     device: str = "auto",
     common_draws: bool = True,
+    estimator: str = "elbo",
 ) -> None:
-    """Write the evolutionary index of every single substitution of the focus sequence."""
+    """Write the evolutionary index of every single substitution of the focus sequence.
+
+    ``estimator``: ``elbo`` (difference of ELBOs, DeepSequence/EVE) or ``evidence``
+    (difference of importance-weighted log-evidence estimates over the same draws).
+    """
     model = load_model(model_dir, resolve_device(device))
     if model.domain != "protein":
         raise VAEInputError(model_dir, "variant scores need a protein model")
-    table = model.score_single_mutants(n_samples=n_samples, seed=seed, common_draws=common_draws)
+    table = model.score_single_mutants(
+        n_samples=n_samples, seed=seed, common_draws=common_draws, estimator=estimator
+    )
     with atomic_path(output) as tmp:
         table.to_csv(tmp, index=False, float_format="%.6g")
 
@@ -407,12 +439,23 @@ def evaluate_protein(
     labels: str | Path | None = None,
     protein: str | None = None,
     samples: str | Path | None = None,
+    scan: str | Path | None = None,
+    scan_scores: str | Path | None = None,
+    scan_score_column: str = "score",
+    scan_higher_is_fitter: bool = True,
+    score_settings: dict[str, Any] | None = None,
+    evidence_samples: int = 100,
+    seed: int = 0,
 ) -> dict[str, Any]:
-    """Held-out ELBO vs the site-independent model, ROC AUC when labels are given.
+    """Held-out ELBO and log-evidence vs the site-independent model; AUC and scan ρ.
 
-    With ``samples`` (``samples.fasta``), also the Pearson r of per-column amino-acid
-    frequencies against the weighted natural alignment and each sample's identity to
-    its nearest natural sequence (summary statistics).
+    The site-independent model is fit on the model's training sequences and scores the
+    same variants. With ``labels``, the ROC AUC of ``evol_index`` (from ``scores``); with
+    ``scan`` (a deep mutational scan, :func:`vae.data.read_scan`), the Spearman ρ of both
+    models on the scan's variants, scored here with ``score_settings`` (the
+    :meth:`~vae.model.SequenceModel.log_likelihood` keywords of the scoring step), and the
+    variants skipped by reason; ``scan_scores`` receives the per-variant table. With
+    ``samples`` (``samples.fasta``), sample statistics (see :func:`sample_statistics`).
     """
     model = load_model(model_dir)
     adata = read_h5ad(data)
@@ -420,7 +463,8 @@ def evaluate_protein(
     train = np.setdiff1d(np.arange(adata.n_obs), val)
     codes = np.asarray(adata.X)
     weights = adata.obs[KEYS.WEIGHT].to_numpy()
-    log_freq = site_independent_log_frequencies(codes[train], weights[train])
+    positions, residues = model.info["positions"], model.info["focus_residues"]
+    site = SiteIndependentModel(positions, residues).fit(codes[train], weights[train])
     metrics: dict[str, Any] = {
         "n_sequences": int(adata.n_obs),
         "n_columns": int(adata.n_vars),
@@ -428,27 +472,43 @@ def evaluate_protein(
         "n_heldout": int(val.size),
     }
     if val.size:
-        elbo = model.elbo(adata[val])
-        site_ll = site_independent_loglik(log_freq, codes[val])
+        evidence = model.log_likelihood(
+            codes[val], n_samples=evidence_samples, seed=seed, estimator="evidence"
+        )
+        sampled = model.log_likelihood(codes[val], n_samples=evidence_samples, seed=seed)
         metrics |= {
-            "heldout_elbo_per_sequence": float(elbo.mean()),
-            "heldout_site_independent_loglik_per_sequence": float(site_ll.mean()),
+            "heldout_elbo_per_sequence": float(model.elbo(adata[val]).mean()),
+            "heldout_elbo_sampled_per_sequence": float(sampled.mean()),
+            "heldout_log_evidence_per_sequence": float(evidence.mean()),
+            "heldout_evidence_gap_per_sequence": float((evidence - sampled).mean()),
+            "evidence_samples": int(evidence_samples),
+            "heldout_site_independent_loglik_per_sequence": float(
+                site.log_likelihood(codes[val]).mean()
+            ),
         }
     table = pd.read_csv(scores)
     metrics["n_variants_scored"] = int(len(table))
     if labels is not None:
         label_table = read_variant_labels(labels, protein)
         metrics |= variant_auc(table, label_table)
-        # same labels scored by the site-independent model: log p(mt) - log p(wt) per column
+        site_table = pd.DataFrame(
+            site.score_single_mutants().items(), columns=["mutant", "evol_index"]
+        )
         metrics |= {
-            f"site_independent_{k}": v
-            for k, v in variant_auc(
-                site_independent_scores(
-                    log_freq, model.info["positions"], model.info["focus_residues"]
-                ),
-                label_table,
-            ).items()
+            f"site_independent_{k}": v for k, v in variant_auc(site_table, label_table).items()
         }
+    if scan is not None:
+        metrics |= evaluate_scan(
+            model,
+            site,
+            scan,
+            scan_scores,
+            score_column=scan_score_column,
+            higher_is_fitter=scan_higher_is_fitter,
+            score_settings=score_settings or {},
+        )
+    elif scan_scores is not None:  # the workflow's output exists whatever the sheet says
+        write_text_atomic(scan_scores, ",".join(SCAN_SCORE_COLUMNS) + "\n")
     if samples is not None:
         generated = read_samples(samples, adata.n_vars)
         metrics |= sample_statistics(generated, codes, weights)

@@ -12,6 +12,8 @@ from vae.data._msa import (
     read_records,
     select_positions,
 )
+from vae.data._mutants import encode_variants, parse_mutant
+from vae.data._scan import read_scan
 from vae.data._weights import sequence_weights
 
 __all__ = [
@@ -20,11 +22,14 @@ __all__ = [
     "counts_matrix",
     "decode",
     "encode",
+    "encode_variants",
     "one_hot",
+    "parse_mutant",
     "prepare_counts",
     "read_alignment",
     "read_counts_file",
     "read_records",
+    "read_scan",
     "read_variant_labels",
     "select_positions",
     "sequence_weights",

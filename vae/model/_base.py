@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -16,6 +17,7 @@ from vae._constants import FILES
 from vae._io import atomic_path, write_json_atomic
 from vae.errors import VAEInputError
 from vae.train import TrainConfig, Trainer, TrainingResult
+from vae.train._trainer import split_indices
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +63,13 @@ class BaseModel:
         """Named tensors for :meth:`module.forward`, one row per observation."""
         raise NotImplementedError
 
+    def initialise_from_data(self, adata: ad.AnnData, train_index: torch.Tensor) -> None:
+        """Set data-dependent starting values of the new module (default: none).
+
+        Called by :meth:`train` with the indices the trainer will train on (the same
+        split), so that nothing is taken from the validation examples.
+        """
+
     def sampling_weights(self, adata: ad.AnnData) -> torch.Tensor | None:
         """Return per-observation minibatch sampling weights, or ``None`` for uniform."""
         return None
@@ -72,10 +81,18 @@ class BaseModel:
         *,
         checkpoint_path: str | Path | None = None,
         checkpoint_key: str = "",
+        monitor: Callable[[], dict[str, float]] | None = None,
     ) -> TrainingResult:
-        """Fit the module on ``adata`` (seeded by ``config.seed``)."""
+        """Fit the module on ``adata`` (seeded by ``config.seed``).
+
+        ``monitor`` is called at every evaluation and its numbers join the history row
+        (see :class:`~vae.train.Trainer`).
+        """
         torch.manual_seed(config.seed)
         self.module = self.module_cls(**self.module_kwargs).to(self.device)
+        self.initialise_from_data(
+            adata, split_indices(adata.n_obs, config.validation_frac, config.seed)[0]
+        )
         trainer = Trainer(
             self.module,
             self.tensors(adata),
@@ -84,6 +101,7 @@ class BaseModel:
             sampling_weights=self.sampling_weights(adata),
             checkpoint_path=checkpoint_path,
             checkpoint_key=checkpoint_key,
+            monitor=monitor,
         )
         return trainer.fit()
 

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import contextlib
+import math
 
 import anndata as ad
 import numpy as np
 import pandas as pd
 import torch
 
-from vae._constants import AMINO_ACIDS, KEYS, PROTEIN_ALPHABET
+from vae._constants import KEYS, PROTEIN_ALPHABET
 from vae.data import decode
+from vae.data._mutants import focus_codes, single_mutants
 from vae.model._base import BaseModel
+from vae.model._site_independent import SiteIndependentModel
 from vae.module import SequenceVAE
 
 
@@ -46,61 +49,108 @@ class SequenceModel(BaseModel):
         """Sequence weights: minibatches are drawn in proportion to them."""
         return torch.as_tensor(adata.obs[KEYS.WEIGHT].to_numpy(), dtype=torch.float32)
 
+    def initialise_from_data(self, adata: ad.AnnData, train_index: torch.Tensor) -> None:
+        """With ``site_offset``: start from the training sequences' site-independent model."""
+        if not self.module_kwargs.get("site_offset", False):
+            return
+        train = train_index.numpy()
+        profile = SiteIndependentModel(self.info["positions"], self.info["focus_residues"]).fit(
+            np.asarray(adata.X)[train], adata.obs[KEYS.WEIGHT].to_numpy()[train]
+        )
+        self.module.set_site_offset(torch.as_tensor(profile.log_freq, dtype=torch.float32))
+
     @torch.no_grad()
-    def score_single_mutants(
+    def log_likelihood(
         self,
+        codes: np.ndarray | torch.Tensor,
         *,
         n_samples: int = 20,
         batch_size: int = 2048,
         seed: int = 0,
         common_draws: bool = True,
-    ) -> pd.DataFrame:
+        estimator: str = "elbo",
+    ) -> np.ndarray:
+        """Per-sequence ELBO or importance-weighted log-evidence over ``n_samples`` draws.
+
+        Parameters
+        ----------
+        codes
+            ``(n, L)`` alphabet indices.
+        n_samples
+            Draws of ``z`` (and of the decoder weights when Bayesian).
+        batch_size
+            Sequences per forward pass (bounds memory).
+        seed
+            Seed of the draws.
+        common_draws
+            Every sequence of a draw shares the same latent noise and decoder weights
+            (common random numbers): differences between sequences then come from the
+            sequences, not from the draws.
+        estimator
+            ``elbo``: the mean ELBO of the draws; ``evidence``: ``log mean_k w_k`` with
+            importance weights ``w_k = p(x, z_k) / q(z_k | x)``, the ``n_samples``-sample
+            bound on ``log p(x)`` that tightens as ``n_samples`` grows.
+        """
+        if estimator not in ("elbo", "evidence"):
+            raise ValueError(f"estimator must be 'elbo' or 'evidence', not {estimator!r}")
+        if n_samples < 1:
+            raise ValueError("n_samples must be at least 1")
+        self.module.eval()
+        codes = torch.as_tensor(np.asarray(codes), dtype=torch.uint8)
+        draws = torch.zeros(n_samples, codes.shape[0], dtype=torch.float64)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            for k in range(n_samples):
+                shared = torch.randn(self.module.n_latent) if common_draws else None
+                held = (
+                    self.module.held_decoder_draw() if common_draws else contextlib.nullcontext()
+                )
+                with held:
+                    for start in range(0, codes.shape[0], batch_size):
+                        chunk = codes[start : start + batch_size].to(self.device)
+                        noise = (
+                            shared.to(self.device)
+                            if shared is not None
+                            else torch.randn(chunk.shape[0], self.module.n_latent).to(self.device)
+                        )
+                        if estimator == "elbo":
+                            value = -self.module(chunk, noise=noise).neg_elbo()
+                        else:
+                            value = self.module.log_importance_weight(chunk, noise)
+                        draws[k, start : start + batch_size] = value.double().cpu()
+        if estimator == "elbo":
+            return draws.mean(0).numpy()
+        return (torch.logsumexp(draws, 0) - math.log(n_samples)).numpy()
+
+    def score_variants(self, codes: np.ndarray, **kwargs) -> np.ndarray:
+        """``evol_index`` of encoded variants: log-likelihood(wild type) - log-likelihood(variant).
+
+        Higher means more damaging. The wild type is scored with the same draws as the
+        variants; ``kwargs`` go to :meth:`log_likelihood`.
+        """
+        wild_type = focus_codes(self.info["focus_residues"])[None]
+        values = self.log_likelihood(np.concatenate([wild_type, np.asarray(codes)]), **kwargs)
+        return values[0] - values[1:]
+
+    def score_single_mutants(self, **kwargs) -> pd.DataFrame:
         """Evolutionary index of every single substitution of the focus sequence.
 
-        ``evol_index = ELBO(wild type) - ELBO(mutant)``, each ELBO averaged over
-        ``n_samples`` draws of ``z`` (and of the decoder weights when Bayesian); higher
-        means more damaging. With ``common_draws`` every sequence of a draw shares the
-        same latent noise and decoder weights (common random numbers), so that the
-        wild type and its mutants differ only by the sequence, not by the draw.
+        ``kwargs`` go to :meth:`log_likelihood` (draws, seed, estimator).
 
         Returns
         -------
         pandas.DataFrame
             Columns ``mutant`` (e.g. ``P8L``), ``position``, ``wt``, ``mt``, ``evol_index``.
         """
-        self.module.eval()
-        wt = torch.as_tensor(
-            [PROTEIN_ALPHABET.index(c) for c in self.info["focus_residues"]], dtype=torch.long
+        mutants = single_mutants(self.info["positions"], self.info["focus_residues"])
+        codes = np.repeat(focus_codes(self.info["focus_residues"])[None], len(mutants), 0)
+        for row, (_, col, _, mt) in enumerate(mutants):
+            codes[row, col] = PROTEIN_ALPHABET.index(mt)
+        table = pd.DataFrame(
+            [(name, self.info["positions"][col], wt, mt) for name, col, wt, mt in mutants],
+            columns=["mutant", "position", "wt", "mt"],
         )
-        rows, codes = [], []
-        for col, (pos, wt_aa) in enumerate(
-            zip(self.info["positions"], self.info["focus_residues"], strict=True)
-        ):
-            for aa in AMINO_ACIDS:
-                if aa == wt_aa:
-                    continue
-                rows.append((f"{wt_aa}{pos}{aa}", pos, wt_aa, aa))
-                mutant = wt.clone()
-                mutant[col] = PROTEIN_ALPHABET.index(aa)
-                codes.append(mutant)
-        all_codes = torch.stack([wt, *codes]).to(self.device)
-        elbo = torch.zeros(all_codes.shape[0], dtype=torch.float64, device=self.device)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            for _ in range(n_samples):
-                if common_draws:
-                    noise = torch.randn(self.module.n_latent, device=self.device)
-                    held = self.module.held_decoder_draw()
-                else:
-                    noise, held = None, contextlib.nullcontext()
-                with held:
-                    for start in range(0, all_codes.shape[0], batch_size):
-                        chunk = all_codes[start : start + batch_size]
-                        out = self.module(chunk, noise=noise)
-                        elbo[start : start + batch_size] -= out.neg_elbo().double()
-        elbo /= n_samples
-        table = pd.DataFrame(rows, columns=["mutant", "position", "wt", "mt"])
-        table["evol_index"] = (elbo[0] - elbo[1:]).cpu().numpy()
+        table["evol_index"] = self.score_variants(codes, **kwargs)
         return table
 
     @torch.no_grad()

@@ -33,6 +33,11 @@ class SequenceDecoder(nn.Module):
         Learn the global softplus temperature on the logits.
     dropout_rate
         Dropout on the latent input and every hidden layer (EVE: 0.1).
+    site_offset
+        Add a fixed per-column offset (buffer ``site_offset``, ``(L*A,)``, zeros until
+        set, e.g. to the site-independent log-frequencies) to the logits outside the
+        temperature: the network then models departures from that profile, and the
+        weights' prior shrinks towards it instead of towards uniform columns.
     """
 
     def __init__(
@@ -46,6 +51,7 @@ class SequenceDecoder(nn.Module):
         output_conv_depth: int = 40,
         temperature_scaler: bool = True,
         dropout_rate: float = 0.1,
+        site_offset: bool = False,
     ) -> None:
         super().__init__()
         self.n_positions, self.n_tokens = n_positions, n_tokens
@@ -72,6 +78,10 @@ class SequenceDecoder(nn.Module):
         self.temperature = (
             VariationalTensor(torch.ones(1), bayesian=bayesian) if temperature_scaler else None
         )
+        if site_offset:
+            self.register_buffer("site_offset", torch.zeros(n_positions * n_tokens))
+        else:
+            self.site_offset = None
 
     def output_matrix(self, sample: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
         """One draw of the ``(H, L*A)`` output weights, and the KL of that draw's tensors."""
@@ -103,4 +113,6 @@ class SequenceDecoder(nn.Module):
             temperature, kl = self.temperature.draw(sample)
             logits = logits * nn.functional.softplus(temperature)
             kls.append(kl)
+        if self.site_offset is not None:
+            logits = logits + self.site_offset
         return logits.view(-1, self.n_positions, self.n_tokens), torch.stack(kls).sum()

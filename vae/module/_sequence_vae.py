@@ -43,6 +43,9 @@ class SequenceVAE(nn.Module):
         Learn a global temperature on the logits (EVE: yes).
     decoder_dropout
         Dropout on the decoder's input and hidden layers (EVE: 0.1).
+    site_offset
+        Decode departures from a fixed per-column profile (see
+        :class:`SequenceDecoder`; :meth:`set_site_offset` fills it).
     """
 
     def __init__(
@@ -58,6 +61,7 @@ class SequenceVAE(nn.Module):
         output_conv_depth: int = 40,
         temperature_scaler: bool = True,
         decoder_dropout: float = 0.1,
+        site_offset: bool = False,
     ) -> None:
         super().__init__()
         self.n_positions, self.n_tokens, self.n_latent = n_positions, n_tokens, n_latent
@@ -75,7 +79,20 @@ class SequenceVAE(nn.Module):
             output_conv_depth=output_conv_depth,
             temperature_scaler=temperature_scaler,
             dropout_rate=decoder_dropout,
+            site_offset=site_offset,
         )
+
+    @torch.no_grad()
+    def set_site_offset(self, log_freq: torch.Tensor) -> None:
+        """Set the decoder's logit offset to per-column log-frequencies ``(L, A)``.
+
+        Each column is centred (softmax is shift-invariant), so the offset equals the
+        site-independent model's log-probabilities up to a constant per column.
+        """
+        if self.decoder.site_offset is None:
+            raise ValueError("this module was built without site_offset")
+        centred = log_freq - log_freq.mean(-1, keepdim=True)
+        self.decoder.site_offset.copy_(centred.reshape(-1).to(self.decoder.site_offset))
 
     def inference(self, codes: torch.Tensor) -> Normal:
         """Return ``q(z | x)`` for index-encoded sequences ``(batch, L)``."""
@@ -121,6 +138,20 @@ class SequenceVAE(nn.Module):
         pz = Normal(torch.zeros_like(qz.loc), torch.ones_like(qz.scale))
         kl = kl_divergence(qz, pz).sum(-1)
         return LossOutput(reconstruction, kl, kl_weights)
+
+    def log_importance_weight(self, codes: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """``log p(x | z) + log p(z) - log q(z | x)`` per sequence at ``z = mean + scale * noise``.
+
+        Its log-mean-exp over draws is the importance-weighted estimate of ``log p(x)``
+        (Burda et al. 2016), tighter than the ELBO and equal to it for one draw in
+        expectation. Decoder weights are drawn as in :meth:`forward` (or held).
+        """
+        qz = self.inference(codes)
+        z = qz.loc + qz.scale * noise
+        log_px, _ = self.generative(z)
+        log_likelihood = log_px.gather(-1, codes.long().unsqueeze(-1)).squeeze(-1).sum(-1)
+        pz = Normal(torch.zeros_like(qz.loc), torch.ones_like(qz.scale))
+        return log_likelihood + (pz.log_prob(z) - qz.log_prob(z)).sum(-1)
 
     @torch.no_grad()
     def sample_codes(self, n: int) -> torch.Tensor:

@@ -8,6 +8,7 @@ from vae.plotting._protein import (
     plot_sample_frequencies,
     plot_variant_roc,
 )
+from vae.plotting._scan import plot_scan
 
 __all__ = [
     "column_frequencies",
@@ -16,6 +17,7 @@ __all__ = [
     "plot_metrics_table",
     "plot_mutation_heatmap",
     "plot_sample_frequencies",
+    "plot_scan",
     "plot_training_curves",
     "plot_variant_roc",
     "plot_variant_scores",

@@ -27,6 +27,10 @@ def _save(fig: plt.Figure, output: str | Path) -> None:
 def plot_training_curves(history: str | Path, output: str | Path) -> None:
     """Plot ELBO, reconstruction and KL per evaluation, train and validation.
 
+    When the history holds learning-curve columns (``monitor_dms_spearman``,
+    ``monitor_roc_auc``, see :func:`vae.metrics.learning_curve_monitor`), a fourth panel
+    shows them against the same steps.
+
     Parameters
     ----------
     history
@@ -35,8 +39,20 @@ def plot_training_curves(history: str | Path, output: str | Path) -> None:
         PNG path.
     """
     table = pd.read_csv(history, sep="\t")
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.4))
-    for ax, term in zip(axes, ("elbo", "reconstruction", "kl"), strict=True):
+    monitored = {
+        "monitor_dms_spearman": "scan Spearman ρ",
+        "monitor_roc_auc": "ClinVar ROC AUC",
+    }
+    monitored = {k: v for k, v in monitored.items() if k in table}
+    n_panels = 4 if monitored else 3
+    fig, axes = plt.subplots(1, n_panels, figsize=(4 * n_panels, 3.4))
+    if monitored:
+        for column, label in monitored.items():
+            axes[3].plot(table["step"], table[column], "o-", label=label)
+        axes[3].set_xlabel("training step")
+        axes[3].set_title("variant effects (few draws)")
+        axes[3].legend(frameon=False)
+    for ax, term in zip(axes[:3], ("elbo", "reconstruction", "kl"), strict=True):
         for split, style in (("train", "-"), ("val", "--")):
             column = f"{split}_{term}"
             if column in table:

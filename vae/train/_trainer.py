@@ -6,6 +6,7 @@ import contextlib
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -118,6 +119,12 @@ class Trainer:
         in proportion to them (DeepSequence/EVE), otherwise by shuffled epochs.
     checkpoint_path
         Where checkpoints are written and resumed from.
+    checkpoint_key
+        Fingerprint of data and settings; a checkpoint with another key is ignored.
+    monitor
+        Called at every evaluation with the module in eval mode; the numbers it returns
+        (e.g. a scan's Spearman ρ) are added to that history row. Selection of the best
+        weights never uses them.
     """
 
     def __init__(
@@ -130,8 +137,10 @@ class Trainer:
         sampling_weights: torch.Tensor | None = None,
         checkpoint_path: str | Path | None = None,
         checkpoint_key: str = "",
+        monitor: Callable[[], dict[str, float]] | None = None,
     ) -> None:
         self.module, self.config, self.device = module, config, device
+        self.monitor = monitor
         self.tensors = {k: v.to(device) for k, v in tensors.items()}
         self.n = next(iter(self.tensors.values())).shape[0]
         self.train_index, self.val_index = split_indices(
@@ -291,6 +300,8 @@ class Trainer:
                 }
                 if val is not None:
                     row |= {f"val_{k}": v for k, v in val.items()}
+                if self.monitor is not None:
+                    row |= self._monitored()
                 history.append(row)
                 logger.info("step %d: %s", step, row)
                 score = val["elbo"] if val is not None else train[0]
@@ -323,6 +334,17 @@ class Trainer:
             seconds=time.perf_counter() - started,
             extra={"best_step": best["step"], "best_elbo": best["elbo"]},
         )
+
+    def _monitored(self) -> dict[str, float]:
+        was_training = self.module.training
+        self.module.eval()
+        try:
+            with torch.random.fork_rng(
+                devices=[self.device] if self.device.type == "cuda" else []
+            ):
+                return self.monitor()
+        finally:
+            self.module.train(was_training)
 
     @staticmethod
     def _check_finite(step: int, terms: list[float]) -> None:

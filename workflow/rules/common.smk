@@ -119,6 +119,20 @@ def optional_path(value):
     return str(Path(config["data_dir"]) / value) if value else None
 
 
+def optional_input(column):
+    """Input function: the dataset's sheet path in ``column`` under data_dir, or none."""
+    return lambda wc: optional_path(dataset(wc).get(column, "")) or []
+
+
+def scan_settings(wc):
+    """Scan score column and direction of the dataset (sheet columns, with defaults)."""
+    row = dataset(wc)
+    return {
+        "scan_score_column": row.get("dms_score_column", "") or "score",
+        "scan_higher_is_fitter": row.get("dms_higher_is_fitter", "") != "false",
+    }
+
+
 def results(domain, name, *files):
     """Paths of per-dataset results."""
     return [f"results/{domain}/{name}/{f}" for f in files]
@@ -142,6 +156,8 @@ def all_outputs():
             "figures/variant_roc.png",
             "figures/mutation_heatmap.png",
             "figures/sample_frequencies.png",
+            "dms_scores.csv",
+            "figures/dms_scatter.png",
         ],
         "expression": [
             "samples.h5ad",

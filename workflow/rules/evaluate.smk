@@ -4,8 +4,10 @@ rule evaluate_protein:
         data="results/protein/{dataset}/preprocessed.h5ad",
         scores="results/protein/{dataset}/variant_scores.csv",
         samples="results/protein/{dataset}/samples.fasta",
+        scan=optional_input("dms"),
     output:
-        "results/protein/{dataset}/metrics.json",
+        metrics="results/protein/{dataset}/metrics.json",
+        scan_scores="results/protein/{dataset}/dms_scores.csv",
     log:
         "logs/evaluate_protein/{dataset}.log",
     conda:
@@ -17,6 +19,15 @@ rule evaluate_protein:
     params:
         labels=lambda wc: optional_path(dataset(wc)["labels"]),
         protein=lambda wc: wc.dataset,
+        scan_settings=scan_settings,
+        score_settings={
+            "n_samples": config["score"]["n_samples"],
+            "common_draws": config["score"]["common_draws"],
+            "estimator": config["score"]["estimator"],
+            "seed": config["seed"],
+        },
+        evidence_samples=config["evaluate"]["evidence_samples"],
+        seed=config["seed"],
     script:
         "../scripts/evaluate_protein.py"
 

@@ -178,3 +178,26 @@ rule plot_metrics_table:
         runtime=5,
     script:
         "../scripts/plot_metrics_table.py"
+
+
+rule plot_scan:
+    input:
+        "results/protein/{dataset}/dms_scores.csv",
+    output:
+        report(
+            "results/protein/{dataset}/figures/dms_scatter.png",
+            caption="../report/dms_scatter.rst",
+            category="protein",
+            subcategory="{dataset}",
+            labels={"figure": "VAE vs scan"},
+        ),
+    log:
+        "logs/plot_scan/{dataset}.log",
+    conda:
+        "../envs/vae.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    script:
+        "../scripts/plot_scan.py"

@@ -78,6 +78,7 @@ rule score_variants:
     params:
         n_samples=config["score"]["n_samples"],
         common_draws=config["score"]["common_draws"],
+        estimator=config["score"]["estimator"],
         seed=config["seed"],
         device=config["device"],
     script:

@@ -22,5 +22,10 @@ rule train_model:
         device=config["device"],
         # checkpoints live outside the declared outputs so a killed job resumes
         checkpoint="resources/checkpoints/{domain}/{dataset}.ckpt",
+        # protein learning curves (monitor_draws): the scan and labels of the sheet, as
+        # params so that editing them does not retrain; training never selects on them
+        scan=lambda wc: optional_path(dataset(wc).get("dms", "")),
+        labels=lambda wc: optional_path(dataset(wc).get("labels", "")),
+        scan_settings=scan_settings,
     script:
         "../scripts/train_model.py"

@@ -1,4 +1,4 @@
-"""Held-out ELBO, site-independent baseline, ClinVar ROC AUC and sample statistics."""
+"""Held-out ELBO and evidence, site-independent baseline, ClinVar AUC, scan ρ, samples."""
 
 from vae._script import run_logged
 from vae.steps import evaluate_protein
@@ -9,9 +9,15 @@ run_logged(
     snakemake.input.model,
     snakemake.input.data,
     snakemake.input.scores,
-    snakemake.output[0],
+    snakemake.output.metrics,
     labels=snakemake.params.labels,
     protein=snakemake.params.protein,
     samples=snakemake.input.samples,
+    scan=snakemake.input.scan or None,
+    scan_scores=snakemake.output.scan_scores,
+    score_settings=snakemake.params.score_settings,
+    evidence_samples=snakemake.params.evidence_samples,
+    seed=snakemake.params.seed,
+    **snakemake.params.scan_settings,
     threads=snakemake.threads,
 )

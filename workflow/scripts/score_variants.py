@@ -10,6 +10,7 @@ run_logged(
     snakemake.output[0],
     n_samples=snakemake.params.n_samples,
     common_draws=snakemake.params.common_draws,
+    estimator=snakemake.params.estimator,
     seed=snakemake.params.seed,
     device=snakemake.params.device,
     threads=snakemake.threads,

@@ -14,5 +14,9 @@ run_logged(
     train_kwargs=dict(snakemake.params.train),
     device=snakemake.params.device,
     checkpoint=snakemake.params.checkpoint,
+    scan=snakemake.params.scan,
+    labels=snakemake.params.labels,
+    protein=snakemake.wildcards.dataset,
+    **snakemake.params.scan_settings,
     threads=snakemake.threads,
 )

@@ -1,4 +1,4 @@
-"""Quality metrics for embeddings and variant scores (scikit-learn and scanpy)."""
+"""Quality metrics of expression embeddings (scikit-learn and scanpy)."""
 
 from __future__ import annotations
 
@@ -12,13 +12,11 @@ import scipy.sparse as sp
 from sklearn.metrics import (
     adjusted_rand_score,
     normalized_mutual_info_score,
-    roc_auc_score,
     silhouette_score,
 )
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from sklearn.neighbors import KNeighborsClassifier
 
-from vae._constants import AMINO_ACIDS, PROTEIN_ALPHABET
 from vae.errors import VAEInputError
 
 logger = logging.getLogger(__name__)
@@ -138,52 +136,3 @@ def pca_baseline(counts: sp.spmatrix | np.ndarray, n_components: int, seed: int 
     n_components = min(n_components, min(adata.shape) - 1)
     sc.pp.pca(adata, n_comps=n_components, random_state=seed)
     return adata.obsm["X_pca"]
-
-
-def site_independent_log_frequencies(
-    codes: np.ndarray, weights: np.ndarray, *, pseudocount: float = 1.0
-) -> np.ndarray:
-    """Log column frequencies ``(L, A)`` of a site-independent model.
-
-    Weighted amino-acid (and gap) counts of the training sequences plus
-    ``pseudocount`` per symbol; the reference model of every protein benchmark.
-    """
-    n_tokens = len(PROTEIN_ALPHABET)
-    counts = np.stack([((codes == t) * weights[:, None]).sum(0) for t in range(n_tokens)], 1)
-    counts = counts + pseudocount
-    return np.log(counts / counts.sum(1, keepdims=True))
-
-
-def site_independent_loglik(log_freq: np.ndarray, codes: np.ndarray) -> np.ndarray:
-    """Per-sequence log-likelihood of index-encoded ``codes`` under ``log_freq``."""
-    return log_freq[np.arange(codes.shape[1]), codes.astype(int)].sum(1)
-
-
-def site_independent_scores(
-    log_freq: np.ndarray, positions: list[int], focus_residues: str
-) -> pd.DataFrame:
-    """Site-independent ``evol_index`` (log p(wt) - log p(mt)) of every single substitution."""
-    rows = []
-    for col, (pos, wt) in enumerate(zip(positions, focus_residues, strict=True)):
-        wt_index = PROTEIN_ALPHABET.index(wt)
-        for aa_index, aa in enumerate(AMINO_ACIDS):
-            if aa != wt:
-                rows.append((f"{wt}{pos}{aa}", log_freq[col, wt_index] - log_freq[col, aa_index]))
-    return pd.DataFrame(rows, columns=["mutant", "evol_index"])
-
-
-def variant_auc(scores: pd.DataFrame, labels: pd.DataFrame) -> dict[str, float]:
-    """ROC AUC of ``evol_index`` against binary labels (1 = pathogenic).
-
-    Parameters
-    ----------
-    scores
-        Table with ``mutant`` and ``evol_index``.
-    labels
-        Table with ``mutant`` and ``label`` (0/1).
-    """
-    merged = scores.merge(labels, on="mutant", how="inner")
-    out = {"n_labelled": int(len(labels)), "n_scored": int(len(merged))}
-    if merged["label"].nunique() == 2:
-        out["roc_auc"] = float(roc_auc_score(merged["label"], merged["evol_index"]))
-    return out
