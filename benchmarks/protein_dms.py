@@ -60,15 +60,16 @@ def main() -> None:
     parser.add_argument("--draws", type=int, default=20)
     parser.add_argument("--out", default="benchmarks/out/protein_dms")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--theta", type=float, default=0.2, help="sequence-weight identity")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
 
     out = Path(args.out) / args.name / Path(args.preset).stem
     out.mkdir(parents=True, exist_ok=True)
-    data = Path(args.out) / args.name / "preprocessed.h5ad"
+    data = Path(args.out) / args.name / f"preprocessed_theta{args.theta}.h5ad"
     if not data.exists():
-        preprocess_protein(args.alignment, data, device="cpu")
+        preprocess_protein(args.alignment, data, theta=args.theta, device="cpu")
     adata = read_h5ad(data)
     preset = yaml.safe_load(Path(args.preset).read_text())
     model_kwargs = preset["model"]["protein"] | json.loads(args.model)

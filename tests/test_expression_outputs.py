@@ -137,6 +137,11 @@ def test_evaluate_expression_subsamples_large_datasets(trained, tmp_path):
     full = evaluate_expression(folder / "model", data, embedding, tmp_path / "full.json")
     assert full["n_cells_evaluated"] == adata.n_obs
     assert full["heldout_elbo_per_cell"] == pytest.approx(elbo, rel=1e-5)
+    # importance-weighted log-evidence: above the ELBO of its own draws, gap reported
+    evidence, sampled = model.log_evidence(adata[val], n_samples=100, seed=0)
+    assert full["heldout_log_evidence_per_cell"] == pytest.approx(evidence.mean(), rel=1e-6)
+    assert full["heldout_evidence_gap_per_cell"] == pytest.approx((evidence - sampled).mean())
+    assert full["heldout_evidence_gap_per_cell"] > 0
 
     n = adata.n_obs // 2
     part = evaluate_expression(

@@ -472,10 +472,7 @@ def evaluate_protein(
         "n_heldout": int(val.size),
     }
     if val.size:
-        evidence = model.log_likelihood(
-            codes[val], n_samples=evidence_samples, seed=seed, estimator="evidence"
-        )
-        sampled = model.log_likelihood(codes[val], n_samples=evidence_samples, seed=seed)
+        evidence, sampled = model.log_evidence(adata[val], n_samples=evidence_samples, seed=seed)
         metrics |= {
             "heldout_elbo_per_sequence": float(model.elbo(adata[val]).mean()),
             "heldout_elbo_sampled_per_sequence": float(sampled.mean()),
@@ -524,8 +521,13 @@ def evaluate_expression(
     *,
     seed: int = 0,
     max_cells: int = 50_000,
+    evidence_samples: int = 100,
 ) -> dict[str, Any]:
-    """Held-out ELBO per cell and label/batch metrics of X_vae next to a PCA baseline.
+    """Held-out ELBO and log-evidence per cell, label/batch metrics of X_vae and of PCA.
+
+    The held-out log-evidence is importance-weighted with ``evidence_samples`` draws
+    (:meth:`~vae.model.BaseModel.log_evidence`, as scvi-tools' ``get_marginal_ll``), next
+    to the ELBO of the same draws and their gap.
 
     The counts stay on disk: only the validation cells (for the ELBO) and the evaluated
     cells (:func:`evaluation_cells`; for the metrics and the PCA baseline, fitted on
@@ -550,7 +552,15 @@ def evaluate_expression(
         "n_cells_evaluated": int(cells.size),
     }
     if val.size:
-        metrics["heldout_elbo_per_cell"] = float(model.elbo(adata[val].to_memory()).mean())
+        heldout = adata[val].to_memory()
+        evidence, sampled = model.log_evidence(heldout, n_samples=evidence_samples, seed=seed)
+        metrics |= {
+            "heldout_elbo_per_cell": float(model.elbo(heldout).mean()),
+            "heldout_elbo_sampled_per_cell": float(sampled.mean()),
+            "heldout_log_evidence_per_cell": float(evidence.mean()),
+            "heldout_evidence_gap_per_cell": float((evidence - sampled).mean()),
+            "evidence_samples": int(evidence_samples),
+        }
     metrics["vae"] = embedding_metrics(latent[cells], labels, batches, seed=seed)
     counts = adata[cells].to_memory().X
     adata.file.close()

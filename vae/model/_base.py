@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
@@ -106,7 +107,9 @@ class BaseModel:
         return trainer.fit()
 
     @torch.no_grad()
-    def _map_batches(self, adata: ad.AnnData, step, batch_size: int) -> list[torch.Tensor]:
+    def _map_batches(
+        self, adata: ad.AnnData, step, batch_size: int, dtype: torch.dtype = torch.float32
+    ) -> list[torch.Tensor]:
         """Apply ``step(tensors)`` to consecutive minibatches on the device (eval mode)."""
         self.module.eval()
         tensors = self.tensors(adata)
@@ -114,7 +117,7 @@ class BaseModel:
         out = []
         for start in range(0, n, batch_size):
             chunk = {k: v[start : start + batch_size].to(self.device) for k, v in tensors.items()}
-            out.append(step(chunk).float().cpu())
+            out.append(step(chunk).to(dtype).cpu())
         return out
 
     def get_latent(self, adata: ad.AnnData, batch_size: int = 4096) -> np.ndarray:
@@ -128,6 +131,45 @@ class BaseModel:
             adata, lambda t: -self.module(**t, sample=False).neg_elbo(), batch_size
         )
         return torch.cat(out).numpy() if out else np.zeros(0)
+
+    @torch.no_grad()
+    def log_evidence(
+        self, adata: ad.AnnData, *, n_samples: int = 100, seed: int = 0, batch_size: int = 1024
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Importance-weighted log-evidence and the ELBO of the same draws, per observation.
+
+        ``log p(x) >= log mean_k w_k`` with ``w_k = p(x | z_k) p(z_k) / q(z_k | x)`` and
+        ``z_k ~ q(z | x)`` (Burda et al. 2016); the bound tightens as ``n_samples`` grows
+        and its gap to the ELBO (``mean_k log w_k``, the same draws) measures how far the
+        encoder's posterior is from the true one. A Bayesian decoder draws its weights
+        once per draw and minibatch, so each ``w_k`` also integrates over the weights.
+
+        Returns
+        -------
+        log_evidence, elbo
+            Two ``(n_obs,)`` float64 arrays.
+        """
+        if n_samples < 1:
+            raise ValueError("n_samples must be at least 1")
+
+        def step(tensors: dict) -> torch.Tensor:
+            n = next(iter(tensors.values())).shape[0]
+            draws = torch.stack(
+                [
+                    self.module.log_importance_weight(
+                        **tensors, noise=torch.randn(n, self.module.n_latent, device=self.device)
+                    ).double()
+                    for _ in range(n_samples)
+                ]
+            )
+            bound = torch.logsumexp(draws, 0) - math.log(n_samples)
+            return torch.stack([bound, draws.mean(0)], 1)
+
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+            torch.manual_seed(seed)
+            out = self._map_batches(adata, step, batch_size, dtype=torch.float64)
+        values = torch.cat(out).numpy() if out else np.zeros((0, 2))
+        return values[:, 0], values[:, 1]
 
     def save(self, directory: str | Path) -> None:
         """Write ``model.pt`` (weights, settings, feature names, version) and ``model.json``."""

@@ -116,7 +116,7 @@ class SequenceModel(BaseModel):
                         if estimator == "elbo":
                             value = -self.module(chunk, noise=noise).neg_elbo()
                         else:
-                            value = self.module.log_importance_weight(chunk, noise)
+                            value = self.module.log_importance_weight(chunk, noise=noise)
                         draws[k, start : start + batch_size] = value.double().cpu()
         if estimator == "elbo":
             return draws.mean(0).numpy()

@@ -144,9 +144,18 @@ class CountVAE(nn.Module):
         counts = x if isinstance(x, CountBatch) else CountBatch.from_dense(x)
         qz = self.inference(counts, batch)
         z = qz.rsample() if sample else qz.loc
+        log_ll = self._log_likelihood_at(counts, z, batch)
+        # KL(N(m, s^2) || N(0, 1)) in closed form
+        kl = (0.5 * (qz.loc.square() + qz.scale.square() - 1.0) - qz.scale.log()).sum(-1)
+        return LossOutput(-log_ll, kl, torch.zeros((), device=counts.value.device))
+
+    def _log_likelihood_at(
+        self, counts: CountBatch, z: torch.Tensor, batch: torch.Tensor | None
+    ) -> torch.Tensor:
+        """Per-cell ``log p(x | z, library, batch)`` (sparse-aware NB/ZINB)."""
         log_scale, pi_logits = self._decode(z, batch)
         log_library = counts.library().clamp(min=_EPS).log()
-        log_ll = count_log_likelihood(
+        return count_log_likelihood(
             log_scale + log_library[:, None],
             self.log_theta,
             pi_logits,
@@ -154,9 +163,25 @@ class CountVAE(nn.Module):
             counts.gene,
             counts.value,
         )
-        # KL(N(m, s^2) || N(0, 1)) in closed form
-        kl = (0.5 * (qz.loc.square() + qz.scale.square() - 1.0) - qz.scale.log()).sum(-1)
-        return LossOutput(-log_ll, kl, torch.zeros((), device=counts.value.device))
+
+    def log_importance_weight(
+        self,
+        x: torch.Tensor | CountBatch,
+        batch: torch.Tensor | None = None,
+        *,
+        noise: torch.Tensor,
+    ) -> torch.Tensor:
+        """``log p(x | z) + log p(z) - log q(z | x)`` per cell at ``z = mean + scale * noise``.
+
+        The library size is observed, so this is the whole importance weight of ``z``;
+        see :meth:`vae.model.BaseModel.log_evidence`.
+        """
+        counts = x if isinstance(x, CountBatch) else CountBatch.from_dense(x)
+        qz = self.inference(counts, batch)
+        z = qz.loc + qz.scale * noise
+        pz = Normal(torch.zeros_like(qz.loc), torch.ones_like(qz.scale))
+        log_ratio = (pz.log_prob(z) - qz.log_prob(z)).sum(-1)
+        return self._log_likelihood_at(counts, z, batch) + log_ratio
 
     @torch.no_grad()
     def sample_counts(

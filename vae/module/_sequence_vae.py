@@ -139,7 +139,7 @@ class SequenceVAE(nn.Module):
         kl = kl_divergence(qz, pz).sum(-1)
         return LossOutput(reconstruction, kl, kl_weights)
 
-    def log_importance_weight(self, codes: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    def log_importance_weight(self, codes: torch.Tensor, *, noise: torch.Tensor) -> torch.Tensor:
         """``log p(x | z) + log p(z) - log q(z | x)`` per sequence at ``z = mean + scale * noise``.
 
         Its log-mean-exp over draws is the importance-weighted estimate of ``log p(x)``

@@ -50,5 +50,6 @@ rule evaluate_expression:
     params:
         seed=config["seed"],
         max_cells=config["evaluate"]["max_cells"],
+        evidence_samples=config["evaluate"]["evidence_samples"],
     script:
         "../scripts/evaluate_expression.py"

@@ -1,4 +1,4 @@
-"""Held-out ELBO and embedding metrics of an expression model, with a PCA baseline."""
+"""Held-out ELBO and log-evidence, embedding metrics of an expression model, with a PCA baseline."""
 
 from vae._script import run_logged
 from vae.steps import evaluate_expression
@@ -12,5 +12,6 @@ run_logged(
     snakemake.output[0],
     seed=snakemake.params.seed,
     max_cells=snakemake.params.max_cells,
+    evidence_samples=snakemake.params.evidence_samples,
     threads=snakemake.threads,
 )
