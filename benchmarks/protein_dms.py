@@ -11,7 +11,7 @@ Example (paths relative to the repository root)::
     .venv/bin/python benchmarks/protein_dms.py --name DYR_ECOLI \\
         --alignment ../shared/data/protein/DYR_ECOLI.a2m \\
         --dms ../shared/data/protein/DYR_ECOLI_dms.csv \\
-        --preset config/presets/protein-fast.yaml --seeds 0 1 2
+        --preset config/real-data.yaml --seeds 0 1 2
 """
 
 from __future__ import annotations
@@ -52,11 +52,15 @@ def main() -> None:
     parser.add_argument("--dms", help="CSV with mutant and a fitness column (higher = fitter)")
     parser.add_argument("--score-column", default="score")
     parser.add_argument("--labels", help="ClinVar-style label CSV")
-    parser.add_argument("--preset", default="config/presets/protein-fast.yaml")
+    parser.add_argument(
+        "--preset",
+        default="config/real-data.yaml",
+        help="config file whose model.protein and train.protein are used",
+    )
     parser.add_argument("--model", default="{}", help="JSON of model settings over the preset")
     parser.add_argument("--train", default="{}", help="JSON of training settings over the preset")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
-    parser.add_argument("--monitor-draws", type=int, default=4)
+    parser.add_argument("--monitor-draws", type=int, default=None, help="default: the preset's")
     parser.add_argument("--draws", type=int, default=20)
     parser.add_argument("--out", default="benchmarks/out/protein_dms")
     parser.add_argument("--threads", type=int, default=2)
@@ -74,6 +78,8 @@ def main() -> None:
     preset = yaml.safe_load(Path(args.preset).read_text())
     model_kwargs = preset["model"]["protein"] | json.loads(args.model)
     train_kwargs = preset["train"]["protein"] | json.loads(args.train)
+    preset_draws = train_kwargs.pop("monitor_draws", 4)
+    monitor_draws = args.monitor_draws if args.monitor_draws is not None else preset_draws
 
     info_model = SequenceModel.from_anndata(adata, **model_kwargs)
     positions, residues = info_model.info["positions"], info_model.info["focus_residues"]
@@ -110,7 +116,7 @@ def main() -> None:
 
         def monitor(model=model, clock=clock) -> dict[str, float]:
             started = time.perf_counter()
-            row = metrics(lambda c: model.score_variants(c, n_samples=args.monitor_draws))
+            row = metrics(lambda c: model.score_variants(c, n_samples=monitor_draws))
             clock["monitor"] += time.perf_counter() - started
             train_seconds = time.perf_counter() - clock["start"] - clock["monitor"]
             return {f"monitor_{k}": v for k, v in row.items()} | {"train_seconds": train_seconds}

@@ -99,7 +99,7 @@ def test_read_scan_semicolons_and_variant_column(tmp_path) -> None:
 @pytest.mark.parametrize(
     ("text", "problem"),
     [
-        ("name,score\nK3E,1\n", "scan needs a 'mutant' column"),
+        ("name,score\nK3E,1\n", "variant table needs a 'mutant' column"),
         ("mutant,fitness\nK3E,1\n", "scan has no score column 'score'"),
         ("mutant,score\nK3E,high\n", "score 'high' of K3E is not a number"),
         ("mutant,score\nK3E,1\nK3E,2\n", "mutant K3E appears more than once"),
@@ -283,3 +283,78 @@ def test_train_records_the_learning_curve(fam, tmp_path) -> None:
     history = pd.read_csv(tmp_path / "history.tsv", sep="\t")
     assert history["monitor_dms_spearman"].between(-1, 1).all()
     assert history["monitor_roc_auc"].between(0, 1).all()
+
+
+# --------------------------------------------------------------------------- vae score
+def _run_vae(monkeypatch, capsys, *args) -> tuple[int, str, str]:
+    from vae.cli import main
+
+    capsys.readouterr()
+    monkeypatch.setattr("sys.argv", ["vae", *map(str, args)])
+    code = 0
+    try:
+        main()
+    except SystemExit as err:
+        code = err.code if isinstance(err.code, int) else 1
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_vae_score_ensemble_of_any_variants(fam, tmp_path, monkeypatch, capsys) -> None:
+    second = tmp_path / "second"
+    steps.train_model(
+        fam["data"],
+        second,
+        tmp_path / "history.tsv",
+        domain="protein",
+        model_kwargs={"n_latent": 3, "encoder_hidden": [16], "decoder_hidden": [16]},
+        train_kwargs=TINY | {"seed": 1},
+        device="cpu",
+    )
+    out = tmp_path / "scores.csv"
+    code, stdout, _ = _run_vae(
+        monkeypatch,
+        capsys,
+        "score",
+        fam["model"],
+        second,
+        DATA / "tinyfam_dms.csv",
+        out,
+        "--n-samples",
+        "3",
+        "--chunk-size",
+        "7",
+    )
+    assert code == 0
+    table = pd.read_csv(out)
+    scan = pd.read_csv(DATA / "tinyfam_dms.csv")
+    assert table["mutant"].tolist() == scan["mutant"].tolist()  # every row, in order
+    assert json.loads(stdout) == table["status"].value_counts().to_dict()
+    scored = table[table["status"] == "scored"]
+    assert table.loc[table["mutant"] == "L400A", "status"].item() == "outside_columns"
+    assert scored["evol_index"].notna().all()
+    assert table.loc[table["status"] != "scored", "evol_index"].isna().all()
+    assert np.allclose(scored[["evol_index_0", "evol_index_1"]].mean(1), scored["evol_index"])
+    # each member scores as it does alone (chunks do not change the draws)
+    alone = tmp_path / "alone.csv"
+    steps.score_variant_table([fam["model"]], DATA / "tinyfam_dms.csv", alone, n_samples=3)
+    single = pd.read_csv(alone).set_index("mutant").loc[scored["mutant"], "evol_index"]
+    assert np.allclose(single.to_numpy(), scored["evol_index_0"], atol=1e-4)
+    assert "evol_index_sd" not in pd.read_csv(alone)
+
+
+def test_vae_score_bad_input(fam, tmp_path, monkeypatch, capsys) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text("mutant\nR9W\nR9@\n")
+    out = tmp_path / "scores.csv"
+    out.write_text("earlier")
+    code, _, stderr = _run_vae(monkeypatch, capsys, "score", fam["model"], bad, out)
+    assert code == 2
+    assert (
+        stderr.strip()
+        == f"error: {bad}: cannot parse mutant 'R9@' (expected e.g. A110D or A110D:N146D)"
+    )
+    assert out.read_text() == "earlier"
+    code, _, stderr = _run_vae(monkeypatch, capsys, "score", bad, out)
+    assert code != 0
+    assert "give one or more model folders" in stderr

@@ -1,4 +1,4 @@
-"""The ``vae`` command line: info, embed and sample with a trained model."""
+"""The ``vae`` command line: info, embed, sample and score with trained models."""
 
 from __future__ import annotations
 
@@ -112,6 +112,50 @@ def sample(model_dir: Path, output: Path, n: int, seed: int) -> None:
     (sample_protein if domain == "protein" else sample_expression)(
         model_dir, output, n=n, seed=seed
     )
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--n-samples", default=20, show_default=True, help="Draws per variant.")
+@click.option("--seed", default=0, show_default=True)
+@click.option(
+    "--estimator",
+    type=click.Choice(["elbo", "evidence"]),
+    default="elbo",
+    show_default=True,
+    help="ELBO difference (EVE) or importance-weighted log-evidence difference.",
+)
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+@click.option("--chunk-size", default=10_000, show_default=True, help="Variants per chunk.")
+def score(
+    paths: tuple[Path, ...],
+    n_samples: int,
+    seed: int,
+    estimator: str,
+    device: str,
+    chunk_size: int,
+) -> None:
+    """Score a table of variants: vae score MODEL_DIR... VARIANTS.csv OUTPUT.csv.
+
+    VARIANTS has a 'mutant' (or 'variant') column in the focus numbering: A110D, or
+    multiple mutants A110D:N146D (also / or , separated). Several model folders are an
+    ensemble: their evol_index is averaged. Every row comes back with its status.
+    """
+    from vae.steps import score_variant_table
+
+    if len(paths) < 3:
+        raise click.UsageError("give one or more model folders, the variant table and OUTPUT")
+    counts = score_variant_table(
+        list(paths[:-2]),
+        paths[-2],
+        paths[-1],
+        n_samples=n_samples,
+        seed=seed,
+        device=device,
+        estimator=estimator,
+        chunk_size=chunk_size,
+    )
+    click.echo(json.dumps(counts))
 
 
 def main() -> None:

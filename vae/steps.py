@@ -429,6 +429,76 @@ def score_variants(
         table.to_csv(tmp, index=False, float_format="%.6g")
 
 
+def score_variant_table(
+    model_dirs: list[str | Path],
+    variants: str | Path,
+    output: str | Path,
+    *,
+    n_samples: int = 20,
+    seed: int = 0,
+    device: str = "auto",
+    common_draws: bool = True,
+    estimator: str = "elbo",
+    chunk_size: int = 10_000,
+) -> dict[str, int]:
+    """Score the variants of a table (single or multiple mutants) with one model or several.
+
+    Every row of ``variants`` (a ``mutant`` or ``variant`` column, ``A110D:N146D``; ``/``
+    and ``,`` also separate) comes back in ``output`` with its ``status``: ``scored``,
+    ``outside_columns`` (a position the models do not model) or ``wt_mismatch``. Scored
+    rows get ``evol_index`` (log-likelihood of the wild type minus the variant's, the same
+    draws as the single-mutant scan), averaged over the models when several are given
+    (an ensemble; ``evol_index_sd`` and one ``evol_index_<i>`` column per model then).
+    Variants are encoded and scored ``chunk_size`` at a time, so memory is bounded by the
+    chunk, not by the table.
+
+    Returns
+    -------
+    dict
+        Counts per status.
+    """
+    from vae.data import encode_variants
+    from vae.data._scan import read_variant_names
+
+    torch_device = resolve_device(device)
+    models = [load_model(m, torch_device) for m in model_dirs]
+    for path, model in zip(model_dirs, models, strict=True):
+        if model.domain != "protein":
+            raise VAEInputError(path, "variant scores need a protein model")
+        same = (model.info["positions"], model.info["focus_residues"])
+        if same != (models[0].info["positions"], models[0].info["focus_residues"]):
+            raise VAEInputError(
+                path, f"models the columns of another alignment than {model_dirs[0]}"
+            )
+    names = read_variant_names(variants)
+    info = models[0].info
+    settings = {"n_samples": n_samples, "seed": seed, "common_draws": common_draws}
+    parts = []
+    if chunk_size < 1:
+        raise VAEInputError("chunk_size", f"must be at least 1, not {chunk_size}")
+    for start in range(0, len(names), chunk_size):
+        chunk = names[start : start + chunk_size]
+        encoded = encode_variants(
+            chunk, info["positions"], info["focus_residues"], source=variants
+        )
+        status = {name: reason for reason, skipped in encoded.skipped.items() for name in skipped}
+        part = pd.DataFrame({"mutant": chunk, "status": [status.get(n, "scored") for n in chunk]})
+        scores = np.stack(
+            [m.score_variants(encoded.codes, estimator=estimator, **settings) for m in models]
+        )
+        columns = {"n_mutations": encoded.n_mutations, "evol_index": scores.mean(0)}
+        if len(models) > 1:
+            columns["evol_index_sd"] = scores.std(0, ddof=1)
+            columns |= {f"evol_index_{i}": values for i, values in enumerate(scores)}
+        for column, values in columns.items():
+            part[column] = part["mutant"].map(dict(zip(encoded.names, values, strict=True)))
+        parts.append(part)
+    table = pd.concat(parts, ignore_index=True)
+    with atomic_path(output) as tmp:
+        table.to_csv(tmp, index=False, float_format="%.6g")
+    return {k: int(v) for k, v in table["status"].value_counts().items()}
+
+
 # --------------------------------------------------------------------------- evaluate
 def evaluate_protein(
     model_dir: str | Path,

@@ -33,6 +33,41 @@ def read_scan(
     table, n_missing
         The variants with a numeric score, and how many rows had none (NaN).
     """
+    table, mutant = _read_variant_table(path)
+    path = Path(path)
+    if score_column not in table.columns:
+        raise VAEInputError(
+            path, f"scan has no score column {score_column!r}; it has {list(table.columns)}"
+        )
+    score = pd.to_numeric(table[score_column], errors="coerce")
+    bad = score.isna() & table[score_column].notna()
+    if bad.any():
+        row = int(bad.to_numpy().nonzero()[0][0])
+        value, name = table[score_column].iloc[row], table[mutant].iloc[row]
+        raise VAEInputError(path, f"score {value!r} of {name} is not a number")
+    if table[mutant].duplicated().any():
+        first = table.loc[table[mutant].duplicated(), mutant].iloc[0]
+        raise VAEInputError(path, f"mutant {first} appears more than once")
+    keep = score.notna()
+    out = pd.DataFrame(
+        {
+            "mutant": table.loc[keep, mutant].str.strip().to_numpy(),
+            "fitness": (score[keep] if higher_is_fitter else -score[keep]).to_numpy(float),
+        }
+    )
+    if out.empty:
+        raise VAEInputError(path, "scan has no variant with a score")
+    return out, int((~keep).sum())
+
+
+def read_variant_names(path: str | Path) -> list[str]:
+    """Return the variant names of a table with a ``mutant`` (or ``variant``) column."""
+    table, mutant = _read_variant_table(path)
+    return table[mutant].str.strip().tolist()
+
+
+def _read_variant_table(path: str | Path) -> tuple[pd.DataFrame, str]:
+    """Read a variant table; return it and the name of its variant column."""
     path = Path(path)
     if not path.is_file():
         raise VAEInputError(path, "file does not exist")
@@ -47,29 +82,9 @@ def read_scan(
         raise VAEInputError(path, f"not a readable CSV ({type(err).__name__})") from err
     mutant = next((c for c in MUTANT_COLUMNS if c in table.columns), None)
     if mutant is None:
-        raise VAEInputError(path, f"scan needs a 'mutant' column; it has {list(table.columns)}")
-    if score_column not in table.columns:
         raise VAEInputError(
-            path, f"scan has no score column {score_column!r}; it has {list(table.columns)}"
+            path, f"variant table needs a 'mutant' column; it has {list(table.columns)}"
         )
-    score = pd.to_numeric(table[score_column], errors="coerce")
-    bad = score.isna() & table[score_column].notna()
-    if bad.any():
-        row = int(bad.to_numpy().nonzero()[0][0])
-        value, name = table[score_column].iloc[row], table[mutant].iloc[row]
-        raise VAEInputError(path, f"score {value!r} of {name} is not a number")
     if table[mutant].isna().any():
         raise VAEInputError(path, "a row has no mutant name")
-    if table[mutant].duplicated().any():
-        first = table.loc[table[mutant].duplicated(), mutant].iloc[0]
-        raise VAEInputError(path, f"mutant {first} appears more than once")
-    keep = score.notna()
-    out = pd.DataFrame(
-        {
-            "mutant": table.loc[keep, mutant].str.strip().to_numpy(),
-            "fitness": (score[keep] if higher_is_fitter else -score[keep]).to_numpy(float),
-        }
-    )
-    if out.empty:
-        raise VAEInputError(path, "scan has no variant with a score")
-    return out, int((~keep).sum())
+    return table, mutant
