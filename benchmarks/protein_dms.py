@@ -30,7 +30,7 @@ import yaml
 from scipy.stats import spearmanr
 
 from vae.data import read_variant_labels
-from vae.data._mutants import encode_variants
+from vae.data._mutants import encode_variants, focus_codes
 from vae.metrics import variant_auc
 from vae.model import SequenceModel
 from vae.model._site_independent import SiteIndependentModel
@@ -43,6 +43,23 @@ from vae.train._trainer import split_indices
 def _rho(evol_index: np.ndarray, fitness: np.ndarray) -> float:
     # evol_index: higher = more damaging; fitness: higher = fitter
     return float(spearmanr(-evol_index, fitness).statistic)
+
+
+@torch.no_grad()
+def latent_probe(model: SequenceModel, codes: np.ndarray, fitness: np.ndarray) -> dict:
+    """ρ of single-mutant scores read off the decoder at shrunken wild-type latents."""
+    module = model.module.eval()
+    wild_type = focus_codes(model.info["focus_residues"])
+    single = (codes != wild_type).sum(1) == 1
+    column = (codes[single] != wild_type).argmax(1)
+    mutant = codes[single][np.arange(column.size), column]
+    loc = module.inference(torch.as_tensor(wild_type[None])).loc
+    out = {}
+    for shrink in (0.0, 0.25, 0.5, 1.0):
+        log_p = module.generative(shrink * loc, sample=False)[0][0].double().numpy()
+        index = log_p[column, wild_type[column]] - log_p[column, mutant]
+        out[f"latent_probe_{shrink}"] = _rho(index, fitness[single])
+    return out
 
 
 def main() -> None:
@@ -65,6 +82,12 @@ def main() -> None:
     parser.add_argument("--out", default="benchmarks/out/protein_dms")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--theta", type=float, default=0.2, help="sequence-weight identity")
+    parser.add_argument(
+        "--probe-latent",
+        action="store_true",
+        help="also score the scan's singles by the decoder at z = s * E[z | wild type], "
+        "s in 0, 0.25, 0.5, 1 (s = 0: the family-average decoder; 1: the wild type's)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -94,16 +117,27 @@ def main() -> None:
             list(label_table["mutant"]), positions, residues, source=args.labels
         )
 
-    def metrics(score) -> dict[str, float]:
-        row = {}
+    def raw(score) -> dict[str, np.ndarray]:
+        out = {}
         if scan is not None:
-            row["spearman"] = _rho(score(scan.codes), fitness)
+            out["scan"] = score(scan.codes)
         if labels is not None:
-            values = pd.DataFrame({"mutant": labels.names, "evol_index": score(labels.codes)})
-            row["roc_auc"] = variant_auc(values, label_table).get("roc_auc", float("nan"))
+            out["labels"] = score(labels.codes)
+        return out
+
+    def from_raw(values: dict[str, np.ndarray]) -> dict[str, float]:
+        row = {}
+        if "scan" in values:
+            row["spearman"] = _rho(values["scan"], fitness)
+        if "labels" in values:
+            table = pd.DataFrame({"mutant": labels.names, "evol_index": values["labels"]})
+            row["roc_auc"] = variant_auc(table, label_table).get("roc_auc", float("nan"))
         return row
 
-    rows, finals = [], []
+    def metrics(score) -> dict[str, float]:
+        return from_raw(raw(score))
+
+    rows, finals, members = [], [], []
     for seed in args.seeds:
         config = TrainConfig(**train_kwargs | {"seed": seed})
         train_index = split_indices(adata.n_obs, config.validation_frac, seed)[0].numpy()
@@ -129,14 +163,18 @@ def main() -> None:
         final = {"seed": seed, "best_step": result.extra["best_step"], "steps": result.steps}
         for estimator in ("elbo", "evidence"):
             started = time.perf_counter()
-            scored = metrics(
+            values = raw(
                 lambda c, e=estimator, m=model: m.score_variants(
                     c, n_samples=args.draws, estimator=e
                 )
             )
-            final |= {f"{estimator}_{k}": v for k, v in scored.items()}
+            if estimator == "elbo":
+                members.append(values)
+            final |= {f"{estimator}_{k}": v for k, v in from_raw(values).items()}
             final[f"{estimator}_score_seconds"] = time.perf_counter() - started
         final |= {f"site_independent_{k}": v for k, v in site_metrics.items()}
+        if args.probe_latent and scan is not None:
+            final |= latent_probe(model, scan.codes, fitness)
         final["train_seconds"] = float(history["train_seconds"].iloc[-1])
         final["best_val_elbo"] = result.extra["best_elbo"]
         finals.append(final)
@@ -152,11 +190,17 @@ def main() -> None:
         "machine": {"cpu": cpu_capability(), "threads": args.threads, "node": platform.node()},
         "torch": torch.__version__,
         "per_seed": finals,
+        "ensemble_of_seeds": {
+            f"elbo_{k}": v
+            for k, v in from_raw(
+                {key: np.mean([m[key] for m in members], 0) for key in members[0]}
+            ).items()
+        },
         "mean": frame.mean(numeric_only=True).to_dict(),
         "sd": frame.std(numeric_only=True).to_dict(),
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    print(json.dumps({"mean": summary["mean"], "sd": summary["sd"]}, indent=1))
+    print(json.dumps({k: summary[k] for k in ("mean", "sd", "ensemble_of_seeds")}, indent=1))
 
 
 if __name__ == "__main__":

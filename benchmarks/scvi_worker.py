@@ -32,6 +32,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--elbo-repeats", type=int, default=5)
+    parser.add_argument("--marginal-samples", type=int, default=100)
     args = parser.parse_args()
 
     import scvi
@@ -60,7 +61,13 @@ def main() -> None:
         float(model.get_reconstruction_error(heldout)["reconstruction_loss"])
         for _ in range(args.elbo_repeats)
     ]
+    # get_marginal_ll: importance-sampled log p(x) per cell (higher is better), draws from q
+    torch.manual_seed(args.seed)
+    marginal = model.get_marginal_ll(
+        heldout, n_mc_samples=args.marginal_samples, return_mean=False
+    )
     result = {
+        "heldout_log_evidence_per_cell": float(np.mean(np.asarray(marginal))),
         "scvi_version": scvi.__version__,
         "torch_version": torch.__version__,
         "threads": torch.get_num_threads(),
