@@ -1,4 +1,4 @@
-"""Held-out ELBO and log-evidence, embedding metrics of an expression model, with a PCA baseline."""
+"""Held-out ELBO and log-evidence, embedding metrics with a PCA baseline (expression)."""
 
 from vae._script import run_logged
 from vae.steps import evaluate_expression
