@@ -29,8 +29,10 @@ from vae._constants import PROTEIN_ALPHABET
 from vae.data import encode_variants, read_scan
 from vae.metrics import scan_spearman
 from vae.model import SequenceModel
+from vae.model import _base as base_module
 from vae.steps import preprocess_protein, read_h5ad
 from vae.train import TrainConfig
+from vae.train import _trainer as split_module
 from vae.train._trainer import split_indices
 
 GAP = PROTEIN_ALPHABET.index("-")
@@ -45,6 +47,33 @@ def nearest_identity(codes: np.ndarray, queries: np.ndarray, reference: np.ndarr
     return out
 
 
+def cluster_split(
+    codes: np.ndarray, fraction: float, threshold: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Hold out whole clusters: a random sequence and every sequence within ``threshold``
+    identity of it go to validation together, until ``fraction`` of the sequences are there;
+    training sequences within ``threshold`` of a held-out one are dropped from both sides."""
+    rng = np.random.default_rng(seed)
+    n = len(codes)
+    held = np.zeros(n, bool)
+    dropped = np.zeros(n, bool)
+    for centre in rng.permutation(n):
+        if held.sum() >= fraction * n:
+            break
+        if held[centre] or dropped[centre] or centre == 0:  # keep the focus in training
+            continue
+        kept = codes[centre] != GAP
+        close = (codes[:, kept] == codes[centre][kept]).mean(1) >= threshold
+        close[0] = False
+        held |= close
+    for row in np.nonzero(held)[0]:
+        kept = codes[row] != GAP
+        dropped |= (codes[:, kept] == codes[row][kept]).mean(1) >= threshold
+    dropped &= ~held
+    train = np.nonzero(~held & ~dropped)[0]
+    return train, np.nonzero(held)[0]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--name", required=True)
@@ -55,6 +84,13 @@ def main() -> None:
     parser.add_argument("--eval-every", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="benchmarks/out/protein_split_identity")
+    parser.add_argument(
+        "--cluster-split",
+        type=float,
+        default=None,
+        metavar="IDENTITY",
+        help="validate on held-out clusters at this identity instead of a random split",
+    )
     args = parser.parse_args()
     torch.set_num_threads(2)
     data = Path(args.out) / f"{args.name}.h5ad"
@@ -76,7 +112,21 @@ def main() -> None:
     )
     fitness = scan.set_index("mutant").loc[variants.names, "fitness"].to_numpy()
     codes = np.asarray(adata.X)
-    train, val = (t.numpy() for t in split_indices(adata.n_obs, config.validation_frac, args.seed))
+    if args.cluster_split is None:
+        train, val = (
+            t.numpy() for t in split_indices(adata.n_obs, config.validation_frac, args.seed)
+        )
+    else:
+        train, val = cluster_split(codes, config.validation_frac, args.cluster_split, args.seed)
+        adata = adata[np.sort(np.concatenate([train, val]))].copy()
+        codes = np.asarray(adata.X)
+        order = np.sort(np.concatenate([train, val]))
+        position = {old: new for new, old in enumerate(order)}
+        train = np.array([position[i] for i in train])
+        val = np.array([position[i] for i in val])
+        # the trainer and the site-offset initialisation both take this split
+        fixed = (torch.as_tensor(np.sort(train)), torch.as_tensor(np.sort(val)))
+        split_module.split_indices = base_module.split_indices = lambda *_: fixed
     identity = nearest_identity(codes, val, train)
     low, high = np.quantile(identity, [0.25, 0.75])
     far, near = val[identity < low], val[identity >= high]
@@ -91,6 +141,7 @@ def main() -> None:
         flush=True,
     )
     rows = []
+    val_all = val
 
     def monitor() -> dict[str, float]:
         row = {
@@ -98,6 +149,7 @@ def main() -> None:
             "rho": scan_spearman(model.score_variants(variants.codes, n_samples=4), fitness),
             "elbo_far": float(model.elbo(adata[far]).mean()),
             "elbo_near": float(model.elbo(adata[near]).mean()),
+            "elbo_val": float(model.elbo(adata[val_all]).mean()),
         }
         rows.append(row)
         print(json.dumps({k: round(v, 4) for k, v in row.items()}), flush=True)
