@@ -33,12 +33,14 @@ from vae._io import (
 from vae.data import (
     alignment_to_anndata,
     decode,
+    encode_variants,
     prepare_counts,
     read_alignment,
     read_variant_labels,
     select_positions,
 )
 from vae.data._hmm import build_family_hmm
+from vae.data._scan import read_variant_names
 from vae.errors import VAEInputError, unreadable
 from vae.metrics import (
     SCAN_SCORE_COLUMNS,
@@ -404,6 +406,14 @@ def sample_expression(
     write_h5ad_atomic(model.sample(n, seed=seed, cells=cells, batch=batch), output)
 
 
+def _load_protein_model(model_dir: str | Path, device) -> SequenceModel:
+    """Load a model folder that must hold a protein model."""
+    model = load_model(model_dir, device)
+    if model.domain != "protein":
+        raise VAEInputError(model_dir, "variant scores need a protein model")
+    return model
+
+
 def score_variants(
     model_dir: str | Path,
     output: str | Path,
@@ -419,9 +429,7 @@ def score_variants(
     ``estimator``: ``elbo`` (difference of ELBOs, DeepSequence/EVE) or ``evidence``
     (difference of importance-weighted log-evidence estimates over the same draws).
     """
-    model = load_model(model_dir, resolve_device(device))
-    if model.domain != "protein":
-        raise VAEInputError(model_dir, "variant scores need a protein model")
+    model = _load_protein_model(model_dir, resolve_device(device))
     table = model.score_single_mutants(
         n_samples=n_samples, seed=seed, common_draws=common_draws, estimator=estimator
     )
@@ -457,14 +465,11 @@ def score_variant_table(
     dict
         Counts per status.
     """
-    from vae.data import encode_variants
-    from vae.data._scan import read_variant_names
-
+    if chunk_size < 1:
+        raise VAEInputError("chunk_size", f"must be at least 1, not {chunk_size}")
     torch_device = resolve_device(device)
-    models = [load_model(m, torch_device) for m in model_dirs]
+    models = [_load_protein_model(m, torch_device) for m in model_dirs]
     for path, model in zip(model_dirs, models, strict=True):
-        if model.domain != "protein":
-            raise VAEInputError(path, "variant scores need a protein model")
         same = (model.info["positions"], model.info["focus_residues"])
         if same != (models[0].info["positions"], models[0].info["focus_residues"]):
             raise VAEInputError(
@@ -474,8 +479,6 @@ def score_variant_table(
     info = models[0].info
     settings = {"n_samples": n_samples, "seed": seed, "common_draws": common_draws}
     parts = []
-    if chunk_size < 1:
-        raise VAEInputError("chunk_size", f"must be at least 1, not {chunk_size}")
     for start in range(0, len(names), chunk_size):
         chunk = names[start : start + chunk_size]
         encoded = encode_variants(
@@ -542,13 +545,8 @@ def evaluate_protein(
         "n_heldout": int(val.size),
     }
     if val.size:
-        evidence, sampled = model.log_evidence(adata[val], n_samples=evidence_samples, seed=seed)
+        metrics |= _heldout_likelihoods(model, adata[val], "sequence", evidence_samples, seed)
         metrics |= {
-            "heldout_elbo_per_sequence": float(model.elbo(adata[val]).mean()),
-            "heldout_elbo_sampled_per_sequence": float(sampled.mean()),
-            "heldout_log_evidence_per_sequence": float(evidence.mean()),
-            "heldout_evidence_gap_per_sequence": float((evidence - sampled).mean()),
-            "evidence_samples": int(evidence_samples),
             "heldout_site_independent_loglik_per_sequence": float(
                 site.log_likelihood(codes[val]).mean()
             ),
@@ -581,6 +579,20 @@ def evaluate_protein(
         metrics |= sample_statistics(generated, codes, weights)
     write_json_atomic(output, metrics)
     return metrics
+
+
+def _heldout_likelihoods(
+    model, heldout: ad.AnnData, unit: str, n_samples: int, seed: int
+) -> dict[str, float | int]:
+    """Held-out ELBO (posterior mean), and the log-evidence with the ELBO of its own draws."""
+    evidence, sampled = model.log_evidence(heldout, n_samples=n_samples, seed=seed)
+    return {
+        f"heldout_elbo_per_{unit}": float(model.elbo(heldout).mean()),
+        f"heldout_elbo_sampled_per_{unit}": float(sampled.mean()),
+        f"heldout_log_evidence_per_{unit}": float(evidence.mean()),
+        f"heldout_evidence_gap_per_{unit}": float((evidence - sampled).mean()),
+        "evidence_samples": int(n_samples),
+    }
 
 
 def evaluate_expression(
@@ -623,14 +635,7 @@ def evaluate_expression(
     }
     if val.size:
         heldout = adata[val].to_memory()
-        evidence, sampled = model.log_evidence(heldout, n_samples=evidence_samples, seed=seed)
-        metrics |= {
-            "heldout_elbo_per_cell": float(model.elbo(heldout).mean()),
-            "heldout_elbo_sampled_per_cell": float(sampled.mean()),
-            "heldout_log_evidence_per_cell": float(evidence.mean()),
-            "heldout_evidence_gap_per_cell": float((evidence - sampled).mean()),
-            "evidence_samples": int(evidence_samples),
-        }
+        metrics |= _heldout_likelihoods(model, heldout, "cell", evidence_samples, seed)
     metrics["vae"] = embedding_metrics(latent[cells], labels, batches, seed=seed)
     counts = adata[cells].to_memory().X
     adata.file.close()

@@ -53,6 +53,15 @@ def single_mutants(positions: list[int], focus_residues: str) -> list[tuple[str,
     ]
 
 
+def single_mutant_codes(positions: list[int], focus_residues: str) -> np.ndarray:
+    """Encode every :func:`single_mutants` variant on the focus: ``(n, L)`` uint8 codes."""
+    mutants = single_mutants(positions, focus_residues)
+    codes = np.repeat(focus_codes(focus_residues)[None], len(mutants), 0)
+    for row, (_, col, _, mt) in enumerate(mutants):
+        codes[row, col] = PROTEIN_ALPHABET.index(mt)
+    return codes
+
+
 def focus_codes(focus_residues: str) -> np.ndarray:
     """Alphabet indices of the focus sequence's kept columns, ``(L,)`` uint8."""
     return np.array([PROTEIN_ALPHABET.index(c) for c in focus_residues], dtype=np.uint8)

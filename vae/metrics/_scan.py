@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from vae._io import atomic_path
-from vae.data._mutants import encode_variants
+from vae.data._mutants import EncodedVariants, encode_variants
 from vae.data._scan import read_scan
 from vae.metrics._protein import scan_spearman, variant_auc
 
@@ -61,13 +61,9 @@ def evaluate_scan(
         ``dms_n_variants``, ``dms_n_scored``, ``dms_n_skipped_*``, and for scans with
         multiple mutants the same ρ for singles and for multiples.
     """
-    table, n_missing = read_scan(
-        scan, score_column=score_column, higher_is_fitter=higher_is_fitter
+    encoded, fitness, n_read, n_missing = _encoded_scan(
+        model, scan, score_column=score_column, higher_is_fitter=higher_is_fitter
     )
-    encoded = encode_variants(
-        list(table["mutant"]), model.info["positions"], model.info["focus_residues"], source=scan
-    )
-    fitness = table.set_index("mutant").loc[encoded.names, "fitness"].to_numpy()
     scored = pd.DataFrame(
         {
             "mutant": encoded.names,
@@ -78,7 +74,7 @@ def evaluate_scan(
         }
     )
     out: dict[str, Any] = {
-        "dms_n_variants": int(len(table) + n_missing),
+        "dms_n_variants": n_read + n_missing,
         **{f"dms_{k}": v for k, v in encoded.counts().items()},
         "dms_n_skipped_missing_score": n_missing,
     }
@@ -90,6 +86,24 @@ def evaluate_scan(
         with atomic_path(output) as tmp:
             scored.to_csv(tmp, index=False, float_format="%.6g")
     return out
+
+
+def _encoded_scan(
+    model: SequenceModel, scan: str | Path, *, score_column: str, higher_is_fitter: bool
+) -> tuple[EncodedVariants, np.ndarray, int, int]:
+    """Read a scan and encode it on the model's columns.
+
+    Returns the encoded variants, their fitness, the number of rows with a score and the
+    number without one.
+    """
+    table, n_missing = read_scan(
+        scan, score_column=score_column, higher_is_fitter=higher_is_fitter
+    )
+    encoded = encode_variants(
+        list(table["mutant"]), model.info["positions"], model.info["focus_residues"], source=scan
+    )
+    fitness = table.set_index("mutant").loc[encoded.names, "fitness"].to_numpy()
+    return encoded, fitness, len(table), n_missing
 
 
 def _spearman_pair(scored: pd.DataFrame, prefix: str) -> dict[str, float | int | None]:
@@ -125,11 +139,9 @@ def learning_curve_monitor(
     info = model.info
     scan_variants = fitness = label_variants = None
     if scan is not None:
-        table, _ = read_scan(scan, score_column=score_column, higher_is_fitter=higher_is_fitter)
-        scan_variants = encode_variants(
-            list(table["mutant"]), info["positions"], info["focus_residues"], source=scan
+        scan_variants, fitness, _, _ = _encoded_scan(
+            model, scan, score_column=score_column, higher_is_fitter=higher_is_fitter
         )
-        fitness = table.set_index("mutant").loc[scan_variants.names, "fitness"].to_numpy()
     if labels is not None:
         label_variants = encode_variants(
             list(labels["mutant"]), info["positions"], info["focus_residues"], source="labels"

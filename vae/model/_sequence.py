@@ -12,7 +12,7 @@ import torch
 
 from vae._constants import KEYS, PROTEIN_ALPHABET
 from vae.data import decode
-from vae.data._mutants import focus_codes, single_mutants
+from vae.data._mutants import focus_codes, single_mutant_codes, single_mutants
 from vae.model._base import BaseModel
 from vae.model._site_independent import SiteIndependentModel
 from vae.module import SequenceVAE
@@ -142,15 +142,15 @@ class SequenceModel(BaseModel):
         pandas.DataFrame
             Columns ``mutant`` (e.g. ``P8L``), ``position``, ``wt``, ``mt``, ``evol_index``.
         """
-        mutants = single_mutants(self.info["positions"], self.info["focus_residues"])
-        codes = np.repeat(focus_codes(self.info["focus_residues"])[None], len(mutants), 0)
-        for row, (_, col, _, mt) in enumerate(mutants):
-            codes[row, col] = PROTEIN_ALPHABET.index(mt)
+        positions, residues = self.info["positions"], self.info["focus_residues"]
+        mutants = single_mutants(positions, residues)
         table = pd.DataFrame(
-            [(name, self.info["positions"][col], wt, mt) for name, col, wt, mt in mutants],
+            [(name, positions[col], wt, mt) for name, col, wt, mt in mutants],
             columns=["mutant", "position", "wt", "mt"],
         )
-        table["evol_index"] = self.score_variants(codes, **kwargs)
+        table["evol_index"] = self.score_variants(
+            single_mutant_codes(positions, residues), **kwargs
+        )
         return table
 
     @torch.no_grad()

@@ -133,11 +133,17 @@ class SequenceVAE(nn.Module):
             z = qz.loc + qz.scale * noise
         else:
             z = qz.rsample()
-        log_px, kl_weights = self.generative(z, sample=sample)
-        reconstruction = -log_px.gather(-1, codes.long().unsqueeze(-1)).squeeze(-1).sum(-1)
+        log_likelihood, kl_weights = self._log_likelihood_at(codes, z, sample=sample)
         pz = Normal(torch.zeros_like(qz.loc), torch.ones_like(qz.scale))
         kl = kl_divergence(qz, pz).sum(-1)
-        return LossOutput(reconstruction, kl, kl_weights)
+        return LossOutput(-log_likelihood, kl, kl_weights)
+
+    def _log_likelihood_at(
+        self, codes: torch.Tensor, z: torch.Tensor, *, sample: bool = True
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-sequence ``log p(x | z)`` under one decoder draw, and the weights' KL."""
+        log_px, kl_weights = self.generative(z, sample=sample)
+        return log_px.gather(-1, codes.long().unsqueeze(-1)).squeeze(-1).sum(-1), kl_weights
 
     def log_importance_weight(self, codes: torch.Tensor, *, noise: torch.Tensor) -> torch.Tensor:
         """``log p(x | z) + log p(z) - log q(z | x)`` per sequence at ``z = mean + scale * noise``.
@@ -148,8 +154,7 @@ class SequenceVAE(nn.Module):
         """
         qz = self.inference(codes)
         z = qz.loc + qz.scale * noise
-        log_px, _ = self.generative(z)
-        log_likelihood = log_px.gather(-1, codes.long().unsqueeze(-1)).squeeze(-1).sum(-1)
+        log_likelihood, _ = self._log_likelihood_at(codes, z)
         pz = Normal(torch.zeros_like(qz.loc), torch.ones_like(qz.scale))
         return log_likelihood + (pz.log_prob(z) - qz.log_prob(z)).sum(-1)
 
