@@ -5,6 +5,8 @@ settings, and at every evaluation score the scan's variants (Spearman ρ, few dr
 with labels, the ClinVar AUC; at the end score them with ``--draws`` draws by the ELBO and
 by the importance-weighted evidence. The site-independent model is fit on the same
 training split and scored on the same variants. Writes ``curve.tsv`` and ``summary.json``.
+``--train '{"validation_split": "cluster"}'`` validates on held-out clusters (the split
+the model chooses, :meth:`~vae.model.SequenceModel.validation_split`).
 
 Example (paths relative to the repository root)::
 
@@ -29,15 +31,15 @@ import torch
 import yaml
 from scipy.stats import spearmanr
 
+from vae._io import read_h5ad
 from vae.data import read_variant_labels
 from vae.data._mutants import encode_variants, focus_codes
 from vae.metrics import variant_auc
 from vae.model import SequenceModel
 from vae.model._site_independent import SiteIndependentModel
 from vae.provenance import cpu_capability
-from vae.steps import preprocess_protein, read_h5ad
+from vae.steps import preprocess_protein
 from vae.train import TrainConfig
-from vae.train._trainer import split_indices
 
 
 def _rho(evol_index: np.ndarray, fitness: np.ndarray) -> float:
@@ -56,7 +58,7 @@ def latent_probe(model: SequenceModel, codes: np.ndarray, fitness: np.ndarray) -
     loc = module.inference(torch.as_tensor(wild_type[None])).loc
     out = {}
     for shrink in (0.0, 0.25, 0.5, 1.0):
-        log_p = module.generative(shrink * loc, sample=False)[0][0].double().numpy()
+        log_p = module.generative(shrink * loc, sample=False)["log_probs"][0].double().numpy()
         index = log_p[column, wild_type[column]] - log_p[column, mutant]
         out[f"latent_probe_{shrink}"] = _rho(index, fitness[single])
     return out
@@ -140,12 +142,14 @@ def main() -> None:
     rows, finals, members = [], [], []
     for seed in args.seeds:
         config = TrainConfig(**train_kwargs | {"seed": seed})
-        train_index = split_indices(adata.n_obs, config.validation_frac, seed)[0].numpy()
+        model = SequenceModel.from_anndata(adata, **model_kwargs)
+        started = time.perf_counter()
+        train_index, val_index = (t.numpy() for t in model.validation_split(adata, config))
+        split_seconds = time.perf_counter() - started
         site = SiteIndependentModel(positions, residues).fit(
             np.asarray(adata.X)[train_index], adata.obs["weight"].to_numpy()[train_index]
         )
         site_metrics = metrics(site.score_variants)
-        model = SequenceModel.from_anndata(adata, **model_kwargs)
         clock = {"start": time.perf_counter(), "monitor": 0.0}
 
         def monitor(model=model, clock=clock) -> dict[str, float]:
@@ -161,6 +165,12 @@ def main() -> None:
             history[f"site_independent_{key}"] = value
         rows.append(history)
         final = {"seed": seed, "best_step": result.extra["best_step"], "steps": result.steps}
+        final |= {
+            "n_train": int(train_index.size),
+            "n_val": int(val_index.size),
+            "n_dropped": model.info["train"]["n_dropped"],
+            "split_seconds": split_seconds,
+        }
         for estimator in ("elbo", "evidence"):
             started = time.perf_counter()
             values = raw(

@@ -19,10 +19,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from vae._io import read_h5ad
 from vae.metrics import evaluate_scan, scan_spearman
-from vae.model import SiteIndependentModel, load_model
+from vae.model import load_model
 from vae.provenance import cpu_capability
-from vae.steps import read_h5ad
 
 
 def main() -> None:
@@ -38,10 +38,7 @@ def main() -> None:
     folder = Path(args.dataset)
     model = load_model(folder / "model")
     adata = read_h5ad(folder / "preprocessed.h5ad")
-    train = np.setdiff1d(np.arange(adata.n_obs), model.info["train"]["val_index"])
-    site = SiteIndependentModel(model.info["positions"], model.info["focus_residues"]).fit(
-        np.asarray(adata.X)[train], adata.obs["weight"].to_numpy()[train]
-    )
+    site = model.site_independent_baseline(adata)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     metrics = evaluate_scan(

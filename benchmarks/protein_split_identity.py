@@ -5,7 +5,11 @@ every evaluation, prints the scan's Spearman ρ (4 draws) next to the held-out E
 validation sequences far from every training sequence (lowest quartile of identity to
 their nearest training sequence) and of those near one (highest quartile). A random
 validation split of a family alignment is mostly near-duplicates of training sequences,
-so its ELBO rewards reconstructing a sequence's neighbourhood.
+so its ELBO rewards reconstructing a sequence's neighbourhood. ``--cluster-split`` trains
+with ``validation_split: cluster`` (:func:`vae.data._split.cluster_split`; since it moved
+into the library the focus and its neighbourhood always train and a cluster may not take
+the held-out part past twice ``validation_frac``, so its splits differ from the ad hoc
+version behind the first cluster-split figures in BENCHMARKS.md).
 
 Example (paths relative to the repository root)::
 
@@ -25,15 +29,13 @@ import pandas as pd
 import torch
 import yaml
 
-from vae._constants import PROTEIN_ALPHABET
+from vae._alphabet import PROTEIN_ALPHABET
+from vae._io import read_h5ad
 from vae.data import encode_variants, read_scan
 from vae.metrics import scan_spearman
 from vae.model import SequenceModel
-from vae.model import _base as base_module
-from vae.steps import preprocess_protein, read_h5ad
+from vae.steps import preprocess_protein
 from vae.train import TrainConfig
-from vae.train import _trainer as split_module
-from vae.train._trainer import split_indices
 
 GAP = PROTEIN_ALPHABET.index("-")
 
@@ -47,33 +49,6 @@ def nearest_identity(codes: np.ndarray, queries: np.ndarray, reference: np.ndarr
     return out
 
 
-def cluster_split(
-    codes: np.ndarray, fraction: float, threshold: float, seed: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Hold out whole clusters: a random sequence and every sequence within ``threshold``
-    identity of it go to validation together, until ``fraction`` of the sequences are there;
-    training sequences within ``threshold`` of a held-out one are dropped from both sides."""
-    rng = np.random.default_rng(seed)
-    n = len(codes)
-    held = np.zeros(n, bool)
-    dropped = np.zeros(n, bool)
-    for centre in rng.permutation(n):
-        if held.sum() >= fraction * n:
-            break
-        if held[centre] or dropped[centre] or centre == 0:  # keep the focus in training
-            continue
-        kept = codes[centre] != GAP
-        close = (codes[:, kept] == codes[centre][kept]).mean(1) >= threshold
-        close[0] = False
-        held |= close
-    for row in np.nonzero(held)[0]:
-        kept = codes[row] != GAP
-        dropped |= (codes[:, kept] == codes[row][kept]).mean(1) >= threshold
-    dropped &= ~held
-    train = np.nonzero(~held & ~dropped)[0]
-    return train, np.nonzero(held)[0]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--name", required=True)
@@ -84,15 +59,17 @@ def main() -> None:
     parser.add_argument("--eval-every", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="benchmarks/out/protein_split_identity")
+    parser.add_argument("--threads", type=int, default=2)
     parser.add_argument(
         "--cluster-split",
         type=float,
         default=None,
         metavar="IDENTITY",
-        help="validate on held-out clusters at this identity instead of a random split",
+        help="validate on held-out clusters at this identity instead of a random split "
+        "(train.validation_split: cluster)",
     )
     args = parser.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     data = Path(args.out) / f"{args.name}.h5ad"
     if not data.exists():
         data.parent.mkdir(parents=True, exist_ok=True)
@@ -103,6 +80,8 @@ def main() -> None:
     train_kwargs.pop("monitor_draws", None)
     train_kwargs |= {"max_steps": args.steps, "eval_every": args.eval_every}
     train_kwargs |= {"checkpoint_every": 0, "seed": args.seed}
+    if args.cluster_split is not None:
+        train_kwargs |= {"validation_split": "cluster", "validation_identity": args.cluster_split}
     config = TrainConfig(**train_kwargs)
     model = SequenceModel.from_anndata(adata, **preset["model"]["protein"])
     scan, _ = read_scan(args.dms)
@@ -112,21 +91,7 @@ def main() -> None:
     )
     fitness = scan.set_index("mutant").loc[variants.names, "fitness"].to_numpy()
     codes = np.asarray(adata.X)
-    if args.cluster_split is None:
-        train, val = (
-            t.numpy() for t in split_indices(adata.n_obs, config.validation_frac, args.seed)
-        )
-    else:
-        train, val = cluster_split(codes, config.validation_frac, args.cluster_split, args.seed)
-        adata = adata[np.sort(np.concatenate([train, val]))].copy()
-        codes = np.asarray(adata.X)
-        order = np.sort(np.concatenate([train, val]))
-        position = {old: new for new, old in enumerate(order)}
-        train = np.array([position[i] for i in train])
-        val = np.array([position[i] for i in val])
-        # the trainer and the site-offset initialisation both take this split
-        fixed = (torch.as_tensor(np.sort(train)), torch.as_tensor(np.sort(val)))
-        split_module.split_indices = base_module.split_indices = lambda *_: fixed
+    train, val = (t.numpy() for t in model.validation_split(adata, config))
     identity = nearest_identity(codes, val, train)
     low, high = np.quantile(identity, [0.25, 0.75])
     far, near = val[identity < low], val[identity >= high]

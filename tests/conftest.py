@@ -12,7 +12,7 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from vae._constants import AMINO_ACIDS
+from vae._alphabet import AMINO_ACIDS
 
 # The models here are tiny: intra-op threads only add contention (and are 10x slower on a
 # busy 2-core machine).

@@ -352,8 +352,9 @@ def workflow_started(request, tmp_path_factory, bad):
         for name, (domain, source, focus, label, batch) in BAD_SHEET.items()
     ]
     (work / "config" / "datasets.tsv").write_text(header + "".join(rows))
-    # no batch-embedding queries: they would name models of the real sheet
+    # no batch-embedding or mapping queries: they would name models of the real sheet
     (work / "config" / "embed.tsv").write_text("dataset\tmodel\tsource\n")
+    (work / "config" / "map.tsv").write_text("dataset\tmodel\tsource\n")
     # zero genes after QC for cells_qc; the other expression rows fail on their own check first
     _edit_config(work, lambda c: c["preprocess"]["expression"].update(min_cells=1000))
     targets = [
@@ -462,11 +463,8 @@ def test_workflow_bad_dataset(case, workflow_runs, bad, tmp_path) -> None:
     )
     log = (work / "logs" / rule / f"{dataset}.log").read_text()
     assert "Traceback" not in log
-    assert (
-        log.strip()
-        .splitlines()[-1]
-        .split(" ERROR vae.steps: ")[1]
-        .startswith(f"data/{source}: {problem}")
+    assert re.split(r" ERROR vae\.steps\.\w+: ", log.strip().splitlines()[-1])[1].startswith(
+        f"data/{source}: {problem}"
     )
     domain = "protein" if rule == "preprocess_protein" else "expression"
     folder = work / "results" / domain / dataset

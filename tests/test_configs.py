@@ -6,9 +6,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from schema_check import schema_problem
 from snakemake.utils import update_config
-
-from vae._schema import schema_problem
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"

@@ -6,9 +6,10 @@ import anndata as ad
 import numpy as np
 import pytest
 
+from vae.data._backed import use_backed
 from vae.errors import VAEInputError
 from vae.model import CountModel
-from vae.steps import embed_preprocessed, sample_expression, train_model, use_backed
+from vae.steps import embed_preprocessed, sample_expression, train_model
 from vae.train import TrainConfig
 
 TINY = {"n_latent": 2, "n_hidden": 16}

@@ -15,11 +15,12 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from schema_check import schema_problem
 from torch.optim.optimizer import register_optimizer_step_pre_hook
 
+import vae.steps.train
 from vae import steps
-from vae._io import atomic_path, sha256_file, write_text_atomic
-from vae._schema import schema_problem
+from vae._io import atomic_path, sha256_file, write_h5ad_atomic, write_text_atomic
 from vae._script import run_logged
 from vae.errors import VAEInputError
 from vae.model import load_model
@@ -176,7 +177,7 @@ def test_nonfinite_loss_in_workflow_rule_is_one_line(prepared, tmp_path, capsys)
     print(f"observed: {lines[0]}")
     log = (rule / "train.log").read_text()
     assert "Traceback" not in log
-    assert re.search(rf"ERROR vae\.steps: train\.expression: {DIVERGED}", log), log
+    assert re.search(rf"ERROR vae\.steps\.train: train\.expression: {DIVERGED}", log), log
     assert (rule / "model" / "manifest.json").read_bytes() == SENTINEL
     assert sorted(p.name for p in rule.iterdir()) == ["model", "train.log"]
     assert sorted(p.name for p in (rule / "model").iterdir()) == ["manifest.json"]
@@ -286,7 +287,7 @@ def test_h5ad_writer_dying_midway_keeps_earlier_file(tmp_path, monkeypatch) -> N
 
     monkeypatch.setattr(ad.AnnData, "write_h5ad", dies_midway)
     with pytest.raises(OSError, match="No space left"):
-        steps.write_h5ad_atomic(ad.AnnData(np.zeros((2, 2), dtype=np.float32)), output)
+        write_h5ad_atomic(ad.AnnData(np.zeros((2, 2), dtype=np.float32)), output)
     assert output.read_bytes() == SENTINEL
     assert list(tmp_path.iterdir()) == [output]
 
@@ -300,7 +301,7 @@ def test_train_dying_while_saving_leaves_earlier_model(prepared, tmp_path, monke
     def dies(*args, **kwargs) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(steps, "write_manifest", dies)
+    monkeypatch.setattr(vae.steps.train, "write_manifest", dies)
     with pytest.raises(OSError, match="No space left"):
         steps.train_model(
             prepared["root"] / "a.h5ad",

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from vae._constants import AMINO_ACIDS, PROTEIN_ALPHABET
+from vae._alphabet import AMINO_ACIDS, PROTEIN_ALPHABET
 from vae.errors import VAEInputError
 from vae.plotting import (
     column_frequencies,

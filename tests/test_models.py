@@ -11,7 +11,8 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from vae._constants import AMINO_ACIDS, FILES, PROTEIN_ALPHABET
+from vae._alphabet import AMINO_ACIDS, PROTEIN_ALPHABET
+from vae._constants import FILES
 from vae.errors import VAEInputError
 from vae.model import CountModel, SequenceModel, load_model
 from vae.train import TrainConfig

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+from _reference_likelihoods import log_nb, log_zinb
 from torch.distributions import NegativeBinomial, Normal, kl_divergence
 
-from vae.module import CountVAE, LossOutput, SequenceVAE
-from vae.module._count_vae import log_nb, log_zinb
+from vae.module import BaseModule, CountVAE, LossOutput, SequenceVAE
 from vae.nn import OneHotLinear, VariationalTensor
 from vae.nn._bayesian import _SampleWithKL
 
@@ -112,7 +112,9 @@ def test_sequence_vae_forward_and_sample(decoder):
     assert (out.kl_global > 0) == decoder["bayesian_decoder"]
     # reconstruction is -log p of L categorical choices: positive, at most ~L*log(A) at init
     assert (out.reconstruction > 0).all()
-    log_px, _ = module.generative(torch.zeros(2, 3))
+    px = module.generative(torch.zeros(2, 3))
+    assert set(px) == {"log_probs", "kl_weights"}
+    log_px = px["log_probs"]
     assert log_px.shape == (2, length, tokens)
     torch.testing.assert_close(log_px.exp().sum(-1), torch.ones(2, length))
     module.eval()
@@ -155,6 +157,40 @@ def test_count_vae_forward_and_sample(counts_adata, likelihood, n_batches):
     assert (counts >= 0).all()
     assert torch.equal(counts, counts.round())
     assert counts.sum() > 0
+
+
+def test_base_module_contract():
+    with pytest.raises(TypeError, match="abstract"):
+        BaseModule()
+    torch.manual_seed(0)
+    sequences = SequenceVAE(6, 21, n_latent=2, encoder_hidden=(8,), decoder_hidden=(8,))
+    counts = CountVAE(5, n_latent=2, n_hidden=8)
+    for module in (sequences, counts):
+        assert isinstance(module, BaseModule)
+        assert module.n_latent == 2
+    codes = torch.randint(0, 21, (3, 6))
+    x = torch.poisson(torch.full((3, 5), 2.0))
+    for module, inputs in ((sequences.eval(), (codes,)), (counts.eval(), (x,))):
+        # calling the module runs loss(); generative() returns named tensors
+        called, direct = module(*inputs, sample=False), module.loss(*inputs, sample=False)
+        torch.testing.assert_close(called.neg_elbo(), direct.neg_elbo())
+        assert isinstance(module.inference(*inputs).loc, torch.Tensor)
+    px = counts.generative(torch.zeros(3, 2), x.sum(-1))
+    assert isinstance(px, dict)
+    assert isinstance(sequences.generative(torch.zeros(3, 2)), dict)
+
+
+@pytest.mark.parametrize("n_batches", [0, 3])
+def test_normalized_expression_is_the_decoder_mean_per_library(n_batches):
+    torch.manual_seed(0)
+    module = CountVAE(7, n_batches=n_batches, n_latent=2, n_hidden=8).eval()
+    z, batch = torch.randn(4, 2), torch.tensor([0, 1, 2, 1])
+    library = torch.tensor([10.0, 200.0, 3.0, 1.0])
+    fractions = module.normalized_expression(z, batch)
+    px = module.generative(z, library, batch)
+    assert torch.equal(fractions, px["scale"])
+    torch.testing.assert_close(fractions.sum(-1), torch.ones(4))
+    torch.testing.assert_close(fractions * library[:, None], px["mu"])
 
 
 def test_loss_weighting():

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from vae.errors import VAEInputError
-from vae.sample_stats import (
+from vae.metrics._samples import (
     frequency_correlation,
     nearest_natural_identity,
     read_samples,

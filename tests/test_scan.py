@@ -14,6 +14,7 @@ from _tiny import TINY, train_tiny_protein
 from scipy.stats import spearmanr
 
 from vae import steps
+from vae._io import read_h5ad
 from vae.data import read_scan
 from vae.data._mutants import encode_variants, parse_mutant, single_mutants
 from vae.errors import VAEInputError
@@ -125,16 +126,20 @@ def fam(tmp_path_factory) -> dict[str, Path]:
 
 
 def test_site_independent_model_scores(fam) -> None:
-    adata = steps.read_h5ad(fam["data"])
+    adata = read_h5ad(fam["data"])
     model = load_model(fam["model"])
     codes = np.asarray(adata.X)
     site = SiteIndependentModel(model.info["positions"], model.info["focus_residues"])
     site.fit(codes, adata.obs["weight"].to_numpy())
     singles = site.score_single_mutants()
+    assert list(singles.columns) == ["mutant", "position", "wt", "mt", "evol_index"]
     encoded = encode_variants(
-        list(singles)[:50], model.info["positions"], model.info["focus_residues"], source="t"
+        list(singles["mutant"])[:50],
+        model.info["positions"],
+        model.info["focus_residues"],
+        source="t",
     )
-    assert np.allclose(site.score_variants(encoded.codes), list(singles.values())[:50])
+    assert np.allclose(site.score_variants(encoded.codes), singles["evol_index"][:50])
     by_hand = sum(site.log_freq[i, c] for i, c in enumerate(codes[3]))
     assert np.isclose(site.log_likelihood(codes[3:4])[0], by_hand)
 
@@ -152,7 +157,7 @@ def test_single_and_listed_variants_score_alike(fam) -> None:
 
 def test_evidence_is_at_least_the_elbo(fam) -> None:
     model = load_model(fam["model"])
-    adata = steps.read_h5ad(fam["data"])[:30]
+    adata = read_h5ad(fam["data"])[:30]
     evidence, elbo = model.log_evidence(adata, n_samples=30, seed=1)
     # log mean exp >= mean log over the same draws (Jensen), sequence by sequence
     assert (evidence >= elbo - 1e-9).all()
@@ -171,7 +176,7 @@ def test_evidence_is_at_least_the_elbo(fam) -> None:
 
 
 def test_site_offset_starts_at_the_site_independent_model(fam) -> None:
-    adata = steps.read_h5ad(fam["data"])
+    adata = read_h5ad(fam["data"])
     model = SequenceModel.from_anndata(
         adata, n_latent=3, encoder_hidden=[16], decoder_hidden=[16], site_offset=True
     )
@@ -184,14 +189,14 @@ def test_site_offset_starts_at_the_site_independent_model(fam) -> None:
     site = SiteIndependentModel(model.info["positions"], model.info["focus_residues"]).fit(
         np.asarray(adata.X), adata.obs["weight"].to_numpy()
     )
-    log_px = model.module.generative(torch.zeros(1, 3), sample=False)[0][0]
+    log_px = model.module.generative(torch.zeros(1, 3), sample=False)["log_probs"][0]
     assert torch.allclose(log_px.double(), torch.as_tensor(site.log_freq), atol=1e-5)
     plain = SequenceModel.from_anndata(adata, n_latent=3, encoder_hidden=[16], decoder_hidden=[16])
     assert "decoder.site_offset" not in plain.module.state_dict()  # old model files still load
 
 
 def test_monitor_adds_columns_without_changing_training(fam) -> None:
-    adata = steps.read_h5ad(fam["data"])
+    adata = read_h5ad(fam["data"])
     kwargs = {"n_latent": 3, "encoder_hidden": [16], "decoder_hidden": [16]}
     config = TrainConfig(**TINY)
     calls = []
@@ -334,12 +339,14 @@ def test_vae_score_ensemble_of_any_variants(fam, tmp_path, monkeypatch, capsys) 
     assert table.loc[table["mutant"] == "L400A", "status"].item() == "outside_columns"
     assert scored["evol_index"].notna().all()
     assert table.loc[table["status"] != "scored", "evol_index"].isna().all()
-    assert np.allclose(scored[["evol_index_0", "evol_index_1"]].mean(1), scored["evol_index"])
+    assert np.allclose(
+        scored[["evol_index_seed0", "evol_index_seed1"]].mean(1), scored["evol_index"]
+    )
     # each member scores as it does alone (chunks do not change the draws)
     alone = tmp_path / "alone.csv"
     steps.score_variant_table([fam["model"]], DATA / "tinyfam_dms.csv", alone, n_samples=3)
     single = pd.read_csv(alone).set_index("mutant").loc[scored["mutant"], "evol_index"]
-    assert np.allclose(single.to_numpy(), scored["evol_index_0"], atol=1e-4)
+    assert np.allclose(single.to_numpy(), scored["evol_index_seed0"], atol=1e-4)
     assert "evol_index_sd" not in pd.read_csv(alone)
 
 

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from vae.module import CountVAE, LossOutput, SequenceVAE
-from vae.train import TrainConfig, Trainer
+from vae.train import EpochOrderedRows, NamedRows, TrainConfig, Trainer
 from vae.train._trainer import NonFiniteLossError, split_indices
 
 CPU = torch.device("cpu")
@@ -198,6 +198,83 @@ def test_loss_turning_nan_names_step(tmp_path):
     assert "learning rate" in message
     # the last checkpoint is the one before the divergence
     assert torch.load(checkpoint, weights_only=False)["step"] == 5
+
+
+# --- row stores -------------------------------------------------------------------------------
+
+
+class _Recorder(nn.Module):
+    """Records the rows (first column of ``x``) of every training minibatch."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(1))
+        self.seen: list[list[int]] = []
+
+    def forward(self, x: torch.Tensor) -> LossOutput:
+        if self.training:
+            self.seen.append(x[:, 0].long().tolist())
+        value = torch.ones(x.shape[0]) + 0 * self.weight
+        return LossOutput(value, value.detach() * 0, torch.zeros(()))
+
+
+class _InOrder:
+    """Rows of a tensor whose epochs visit the training rows in order (like disk blocks)."""
+
+    def __init__(self, values: torch.Tensor) -> None:
+        self.values = values
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def __getitem__(self, index):
+        return self.values[index]
+
+    def to(self, device):
+        return _InOrder(self.values.to(device))
+
+    def epoch_order(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        return torch.arange(n)
+
+
+def test_row_store_inputs_and_epoch_order():
+    config = TrainConfig(max_steps=4, batch_size=5, eval_every=4, validation_frac=0.25)
+    rows = torch.arange(20.0)[:, None].repeat(1, 2)
+    assert isinstance(_InOrder(rows), EpochOrderedRows)
+    assert not isinstance(rows, EpochOrderedRows)
+    module = _Recorder()
+    trainer = Trainer(module, NamedRows({"x": _InOrder(rows)}), config, device=CPU)
+    assert len(trainer.data) == 20
+    trainer.fit()
+    train = trainer.train_index.tolist()
+    assert module.seen == [train[0:5], train[5:10], train[10:15], train[0:5]]
+    # plain tensors: shuffled epochs
+    shuffled = _Recorder()
+    Trainer(shuffled, {"x": rows}, config, device=CPU).fit()
+    assert sorted(sum(shuffled.seen[:3], [])) == train
+    assert shuffled.seen[:3] != module.seen[:3]
+
+
+def test_named_rows_checks_lengths():
+    with pytest.raises(ValueError, match="different numbers of rows"):
+        NamedRows({"x": torch.zeros(5, 2), "batch": torch.zeros(4)})
+    with pytest.raises(ValueError, match="at least one input"):
+        NamedRows({})
+    store = NamedRows({"x": torch.arange(6.0)[:, None], "batch": torch.arange(6)})
+    batch = store.batch(torch.tensor([4, 1]))
+    assert batch["batch"].tolist() == [4, 1]
+    assert batch["x"][:, 0].tolist() == [4.0, 1.0]
+    assert store.epoch_order(6, torch.Generator()) is None
+
+
+def test_a_mapping_and_its_named_rows_train_alike(counts_adata):
+    config = TrainConfig(max_steps=12, batch_size=32, eval_every=6, seed=4)
+    module_a, tensors = _count_setup(counts_adata)
+    result_a = Trainer(module_a, tensors, config, device=CPU).fit()
+    module_b, tensors = _count_setup(counts_adata)
+    result_b = Trainer(module_b, NamedRows(tensors), config, device=CPU).fit()
+    pd.testing.assert_frame_equal(result_a.history, result_b.history, check_exact=True)
+    _assert_same_state(module_a, module_b)
 
 
 # --- checkpoint resume ------------------------------------------------------------------------

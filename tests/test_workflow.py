@@ -122,9 +122,9 @@ def test_batch_embedding_of_new_datasets(workdir: Path) -> None:
 
 def test_figures_regenerate_identically_without_retraining(workdir: Path) -> None:
     figures = sorted((workdir / "results").glob("*/*/figures/*.png"))
-    # protein: training, UMAP, variant scores, ROC, heat map, sample frequencies, scan;
-    # expression: training, UMAP, metrics table
-    assert len(figures) == 10
+    # protein: training, UMAP, variant scores, ROC, EVE mixture, heat map, sample
+    # frequencies, scan; expression: training, UMAP, metrics table
+    assert len(figures) == 11
     before = {p: _digest(p) for p in figures}
     model_mtime = (workdir / "results/protein/tinyfam/model/model.pt").stat().st_mtime
     for folder in {p.parent for p in figures}:

@@ -107,3 +107,22 @@ def read_embedding(path: str | Path, key: str = KEYS.X_VAE) -> Any:
     except OSError as err:
         raise VAEInputError(path, unreadable(err, "AnnData")) from err
     return ad.AnnData(obs=obs, obsm={key: coordinates}, uns=uns)
+
+
+def write_h5ad_atomic(adata: Any, path: str | Path) -> None:
+    """Write an AnnData to ``path`` (gzip) through a temporary file."""
+    with atomic_path(path) as tmp:
+        adata.write_h5ad(tmp, compression="gzip")
+
+
+def read_h5ad(path: str | Path, *, backed: bool = False) -> Any:
+    """Read an ``.h5ad`` file (``backed``: leave ``X`` on disk), errors as one clear line."""
+    import anndata as ad
+
+    path = Path(path)
+    if not path.is_file():
+        raise VAEInputError(path, "file does not exist")
+    try:
+        return ad.read_h5ad(path, backed="r" if backed else None)
+    except Exception as err:
+        raise VAEInputError(path, unreadable(err, "AnnData")) from err

@@ -1,4 +1,4 @@
-"""The ``vae`` command line: info, embed, sample and score with trained models."""
+"""The ``vae`` command line: info, embed, map, sample and score with trained models."""
 
 from __future__ import annotations
 
@@ -37,7 +37,11 @@ def info(model_dir: Path) -> None:
         "n_features": len(model.var_names),
         "first_features": model.var_names[:5],
         "module": model.module_kwargs,
-        "train": {k: v for k, v in model.info.get("train", {}).items() if k != "val_index"},
+        "train": {
+            k: v
+            for k, v in model.info.get("train", {}).items()
+            if k not in ("val_index", "dropped_index")
+        },
     }
     manifest = model_dir / FILES.MANIFEST
     if manifest.is_file():
@@ -96,6 +100,81 @@ def embed(
         var_key=var_key,
     )
     click.echo(json.dumps({k: v for k, v in report.items() if k != "gene_present"}))
+
+
+@cli.command("map")
+@click.argument("model_dir", type=click.Path(path_type=Path))
+@click.argument("query", type=click.Path(path_type=Path))
+@click.argument("output", type=click.Path(path_type=Path))
+@click.option("--batch-key", default=None, help="Query batch column (default: the model's).")
+@click.option(
+    "--epochs",
+    default=None,
+    type=click.IntRange(min=0),
+    help="Query training epochs (default: scvi-tools' min(round(20000/n*400), 400)).",
+)
+@click.option("--label-key", default=None, help="Reference labels to transfer.")
+@click.option(
+    "--reference",
+    default=None,
+    type=click.Path(path_type=Path),
+    help="The reference's training data (default: the data in the model's manifest).",
+)
+@click.option(
+    "--uncertainty-threshold",
+    default=0.5,
+    show_default=True,
+    help="Cells with a larger label uncertainty are 'Unknown'.",
+)
+@click.option("--n-neighbors", default=50, show_default=True, help="Neighbours of the kNN vote.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+@click.option("--min-overlap", default=0.8, show_default=True, help="Minimum gene overlap.")
+@click.option("--allow-low-overlap", is_flag=True, help="Map even below --min-overlap.")
+@click.option("--layer", default=None, help="AnnData layer holding raw counts (default X).")
+@click.option("--var-key", default=None, help="Match genes by this var column.")
+@click.option("--seed", default=0, show_default=True)
+def map_(
+    model_dir: Path,
+    query: Path,
+    output: Path,
+    batch_key: str | None,
+    epochs: int | None,
+    label_key: str | None,
+    reference: Path | None,
+    uncertainty_threshold: float,
+    n_neighbors: int,
+    device: str,
+    min_overlap: float,
+    allow_low_overlap: bool,
+    layer: str | None,
+    var_key: str | None,
+    seed: int,
+) -> None:
+    """Map new cells from unseen batches onto a trained expression model (scArches).
+
+    Only the query's new batch columns are trained; the reference's labels are carried
+    over by a weighted kNN vote. Writes OUTPUT (.h5ad), OUTPUT's manifest, the mapped
+    model folder beside it and, when the query has the label column, metrics.
+    """
+    from vae.steps import map_query
+
+    report = map_query(
+        model_dir,
+        query,
+        output,
+        batch_key=batch_key,
+        epochs=epochs,
+        label_key=label_key,
+        reference=reference,
+        uncertainty_threshold=uncertainty_threshold,
+        n_neighbors=n_neighbors,
+        device=device,
+        min_overlap=0.0 if allow_low_overlap else min_overlap,
+        layer=layer,
+        var_key=var_key,
+        seed=seed,
+    )
+    click.echo(json.dumps(report, default=str))
 
 
 @cli.command()

@@ -92,6 +92,12 @@ def input_record(path: str | Path) -> dict[str, Any]:
     return {"path": str(path), "bytes": path.stat().st_size, "sha256": sha256_file(path)}
 
 
+def sidecar_manifest(output: str | Path) -> Path:
+    """Return the manifest path of a single-file output: ``x.h5ad`` -> ``x.manifest.json``."""
+    output = Path(output)
+    return output.with_name(f"{output.stem}.{FILES.MANIFEST}")
+
+
 def write_manifest(
     directory: str | Path,
     *,

@@ -1,13 +1,17 @@
 """Reading and preparing protein alignments and single-cell counts."""
 
-from vae.data._anndata import counts_matrix, prepare_counts, read_counts_file
+from vae.data._anndata import (
+    counts_matrix,
+    prepare_counts,
+    preprocess_obs_keys,
+    read_counts_file,
+)
 from vae.data._labels import read_variant_labels
 from vae.data._msa import (
     Alignment,
     alignment_to_anndata,
     decode,
     encode,
-    one_hot,
     read_alignment,
     read_records,
     select_positions,
@@ -23,9 +27,9 @@ __all__ = [
     "decode",
     "encode",
     "encode_variants",
-    "one_hot",
     "parse_mutant",
     "prepare_counts",
+    "preprocess_obs_keys",
     "read_alignment",
     "read_counts_file",
     "read_records",

@@ -171,3 +171,9 @@ def prepare_counts(
     stats |= {"n_cells": adata.n_obs, "n_genes": adata.n_vars}
     logger.info("counts %s: %s", path, stats)
     return adata, stats
+
+
+def preprocess_obs_keys(adata: ad.AnnData) -> dict[str, str]:
+    """Return the label and batch ``obs`` columns recorded in ``uns['preprocess']``."""
+    settings = adata.uns.get("preprocess", {})
+    return {k: settings[k] for k in ("label_key", "batch_key") if settings.get(k)}

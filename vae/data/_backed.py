@@ -1,10 +1,11 @@
 """Counts read from an ``.h5ad`` file block by block, for training without loading them whole.
 
-:class:`BackedCounts` stands in for :class:`~vae.data._csr.CSRCounts` in the trainer's data
-dictionary. It keeps only the CSR row pointers in memory (8 bytes per cell) and an LRU
-cache of row blocks. An epoch visits the training cells in shuffled blocks of
-``block_size`` rows, and cells are shuffled within a buffer of ``buffer_blocks`` blocks
-(:meth:`BackedCounts.epoch_order`), so every block is read from disk once per epoch.
+:class:`BackedCounts` stands in for :class:`~vae.data._csr.CSRCounts` in the trainer's row
+store (an :class:`~vae.train.EpochOrderedRows`: it orders an epoch itself). It keeps only
+the CSR row pointers in memory (8 bytes per cell) and an LRU cache of row blocks. An
+epoch visits the training cells in shuffled blocks of ``block_size`` rows, and cells are
+shuffled within a buffer of ``buffer_blocks`` blocks (:meth:`BackedCounts.epoch_order`),
+so every block is read from disk once per epoch.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from vae.data._csr import CountBatch
+from vae._sparse import CountBatch
 from vae.errors import VAEInputError
 
 #: In-memory CSR of the whole matrix above this many bytes: read it backed (``backed: auto``).
@@ -217,3 +218,17 @@ class BackedCounts:
     def close(self) -> None:
         """Close the file."""
         self._handle.close()
+
+
+def use_backed(path: str | Path, backed: bool | str) -> bool:
+    """Decide whether counts are read from disk block by block (``backed``) or loaded.
+
+    ``"auto"``: backed when ``X`` is CSR and would take more than
+    :data:`BACKED_AUTO_BYTES` in memory. ``True`` needs a CSR ``X``.
+    """
+    if backed == "auto":
+        size = stored_csr_bytes(path)
+        return size is not None and size > BACKED_AUTO_BYTES
+    if not isinstance(backed, bool):
+        raise VAEInputError("backed", f"must be auto, true or false, not {backed!r}")
+    return backed

@@ -1,82 +1,27 @@
-"""Count minibatches as their nonzero entries, and a device-resident CSR store.
+"""A device-resident CSR count matrix whose rows are gathered as count minibatches.
 
-Single-cell count matrices are about 90 % zeros. The count VAE's likelihood needs the
-nonzero entries only (the ``lgamma`` terms and every term with a factor ``x`` vanish at
-zero), so minibatches are gathered from a CSR matrix that lives on the training device
-and are never densified except for the encoder's input.
+Minibatches are :class:`~vae._sparse.CountBatch` objects: the nonzero entries of the
+rows, gathered from a CSR matrix that lives on the training device. ``CountBatch`` is
+re-exported here for existing imports.
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
 import torch
 
+from vae._sparse import CountBatch
 
-@dataclass
-class CountBatch:
-    """A minibatch of counts given by its nonzero entries (row-major order).
-
-    Attributes
-    ----------
-    cell, gene, value
-        Row, column and value (float32) of each nonzero entry.
-    n_cells, n_genes
-        Shape of the dense minibatch.
-    """
-
-    cell: torch.Tensor
-    gene: torch.Tensor
-    value: torch.Tensor
-    n_cells: int
-    n_genes: int
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        """``(n_cells, n_genes)``."""
-        return self.n_cells, self.n_genes
-
-    @property
-    def flat(self) -> torch.Tensor:
-        """Index of each nonzero entry in the flattened ``(cells, genes)`` matrix."""
-        return self.cell * self.n_genes + self.gene
-
-    def dense(self, values: torch.Tensor | None = None) -> torch.Tensor:
-        """Dense ``(cells, genes)`` matrix holding ``values`` (default: the counts)."""
-        out = torch.zeros(self.n_cells * self.n_genes, device=self.value.device)
-        out.index_copy_(0, self.flat, self.value if values is None else values)
-        return out.view(self.n_cells, self.n_genes)
-
-    def library(self) -> torch.Tensor:
-        """Total counts per cell."""
-        out = torch.zeros(self.n_cells, device=self.value.device)
-        return out.index_add_(0, self.cell, self.value)
-
-    def to(self, device: torch.device | str) -> CountBatch:
-        """Move the entries to ``device``."""
-        return CountBatch(
-            self.cell.to(device),
-            self.gene.to(device),
-            self.value.to(device),
-            self.n_cells,
-            self.n_genes,
-        )
-
-    @classmethod
-    def from_dense(cls, x: torch.Tensor) -> CountBatch:
-        """Collect the nonzero entries of dense counts ``x``."""
-        cell, gene = torch.nonzero(x, as_tuple=True)
-        value = x.reshape(-1).index_select(0, cell * x.shape[1] + gene).float()
-        return cls(cell, gene, value, x.shape[0], x.shape[1])
+__all__ = ["CSRCounts", "CountBatch"]
 
 
 class CSRCounts:
     """A CSR count matrix held as tensors; indexing rows returns a :class:`CountBatch`.
 
-    It stands in for a dense tensor in the trainer's data dictionary: ``shape``,
-    ``to(device)`` and ``store[rows]`` (a tensor of row indices or a slice).
+    It is one named input of the trainer's row store (a :class:`~vae.train.Rows`, like
+    a dense tensor): ``len``, ``to(device)`` and ``store[rows]`` (a tensor of row
+    indices or a slice).
 
     Parameters
     ----------

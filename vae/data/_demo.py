@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from importlib.resources import files
 from pathlib import Path
 
 import anndata as ad
@@ -10,6 +11,17 @@ import scipy.sparse as sp
 
 #: Pfam profile shipped in pyhmmer's test data (D-isomer specific 2-hydroxyacid dehydrogenase).
 DEMO_HMM = "PF02826.hmm"
+
+
+def builtin_sources() -> dict[str, str]:
+    """Return ``{"builtin:NAME": suffix}``: the file suffix each built-in source is written as.
+
+    Read from ``vae/data/builtin_sources.tsv``, which the workflow also reads (by path,
+    without importing ``vae``) to name the materialised file.
+    """
+    text = files("vae.data").joinpath("builtin_sources.tsv").read_text()
+    rows = [line.split("\t") for line in text.splitlines() if line and not line.startswith("#")]
+    return {source: suffix for source, suffix in rows[1:]}
 
 
 def pbmc68k_counts() -> ad.AnnData:
@@ -41,6 +53,13 @@ def demo_hmm_path() -> Path:
     return path
 
 
+def _easel_randomness(seed: int):
+    """Easel's generator for ``seed``; Easel seeds 0 from the clock, so ``seed + 1`` is used."""
+    import pyhmmer
+
+    return pyhmmer.easel.Randomness(seed + 1)
+
+
 def emit_family_alignment(n_sequences: int = 1000, seed: int = 0) -> list[tuple[str, str]]:
     """Emit a protein family alignment from a real Pfam profile HMM with pyhmmer.
 
@@ -56,7 +75,7 @@ def emit_family_alignment(n_sequences: int = 1000, seed: int = 0) -> list[tuple[
 
     with pyhmmer.plan7.HMMFile(demo_hmm_path()) as handle:
         hmm = handle.read()
-    rng = pyhmmer.easel.Randomness(seed)
+    rng = _easel_randomness(seed)
     name = hmm.name.decode() if isinstance(hmm.name, bytes) else hmm.name
     consensus = hmm.consensus.upper()
     seqs = [
@@ -91,7 +110,7 @@ def emit_raw_sequences(
 
     with pyhmmer.plan7.HMMFile(demo_hmm_path()) as handle:
         hmm = handle.read()
-    rng = pyhmmer.easel.Randomness(seed)
+    rng = _easel_randomness(seed)
     rows = []
     for i in range(n_sequences):
         seq = hmm.emit_sequence(rng)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import re
+import io
 from collections.abc import Iterable
-from pathlib import Path
 
-_INSERTION = re.compile(r"[a-z.]")
+from vae._alphabet import INSERTION
 
 
-def build_family_hmm(sequences: list[str], path: str | Path, name: str = "family") -> Path:
+def build_family_hmm(sequences: list[str], name: str = "family") -> bytes:
     """Build a profile HMM whose match states are exactly the alignment's columns.
 
     Parameters
@@ -17,10 +16,13 @@ def build_family_hmm(sequences: list[str], path: str | Path, name: str = "family
     sequences
         Equal-length aligned sequences (upper case, ``-`` gaps), e.g. the kept focus
         columns of a training alignment.
-    path
-        Where to write the HMM (HMMER3 text format).
     name
         Name recorded in the HMM.
+
+    Returns
+    -------
+    bytes
+        The HMM in HMMER3 text format.
     """
     from pyhmmer import easel, plan7
 
@@ -35,19 +37,21 @@ def build_family_hmm(sequences: list[str], path: str | Path, name: str = "family
     msa.reference = "x" * len(sequences[0])  # every column is a match state ("hand" model)
     builder = plan7.Builder(alphabet, architecture="hand")
     hmm, _, _ = builder.build_msa(msa.digitize(alphabet), plan7.Background(alphabet))
-    path = Path(path)
-    with open(path, "wb") as handle:
-        hmm.write(handle)
-    return path
+    # no build date or command line: the same sequences give the same bytes
+    hmm.creation_time = None
+    hmm.command_line = None
+    handle = io.BytesIO()
+    hmm.write(handle)
+    return handle.getvalue()
 
 
-def align_to_family(hmm_path: str | Path, records: Iterable[tuple[str, str]]) -> list[str]:
+def align_to_family(hmm_text: bytes, records: Iterable[tuple[str, str]]) -> list[str | None]:
     """Align unaligned protein sequences to a family HMM with ``hmmalign``.
 
     Parameters
     ----------
-    hmm_path
-        HMM written by :func:`build_family_hmm`.
+    hmm_text
+        HMM built by :func:`build_family_hmm`.
     records
         ``(id, sequence)`` pairs (any case, no gaps).
 
@@ -61,7 +65,7 @@ def align_to_family(hmm_path: str | Path, records: Iterable[tuple[str, str]]) ->
     import pyhmmer
     from pyhmmer import easel, plan7
 
-    with plan7.HMMFile(hmm_path) as handle:
+    with plan7.HMMFile(io.BytesIO(hmm_text)) as handle:
         hmm = handle.read()
     alphabet = hmm.alphabet
     digital, slots = [], []
@@ -77,5 +81,5 @@ def align_to_family(hmm_path: str | Path, records: Iterable[tuple[str, str]]) ->
     if digital:
         msa = pyhmmer.hmmalign(hmm, digital, trim=True)
         for slot, row in zip(slots, msa.alignment, strict=True):
-            rows[slot] = _INSERTION.sub("", row)
+            rows[slot] = INSERTION.sub("", row)
     return rows

@@ -11,25 +11,19 @@ import numpy as np
 import torch
 from Bio import SeqIO
 
-from vae._constants import AMBIGUOUS_RESIDUES, GAP, PROTEIN_ALPHABET
+from vae._alphabet import (
+    ALIGNMENT_FORMATS,
+    AMBIGUOUS_RESIDUES,
+    GAP,
+    INSERTION,
+    PROTEIN_ALPHABET,
+)
 from vae.data._weights import sequence_weights
 from vae.errors import VAEInputError
 
 logger = logging.getLogger(__name__)
 
-_FORMATS = {
-    ".a2m": "fasta",
-    ".a3m": "fasta",
-    ".fasta": "fasta",
-    ".fa": "fasta",
-    ".faa": "fasta",
-    ".afa": "fasta",
-    ".sto": "stockholm",
-    ".stk": "stockholm",
-    ".stockholm": "stockholm",
-}
 _RANGE = re.compile(r"^(?P<name>.+)/(?P<start>\d+)-(?P<end>\d+)$")
-_INSERTION = re.compile(r"[a-z.]")
 _VALID_MATCH = re.compile(r"^[A-Z\-*]*$")
 
 
@@ -64,11 +58,11 @@ class Alignment:
 def alignment_format(path: str | Path) -> str:
     """Return the Biopython format name for an alignment file, from its suffix."""
     suffix = Path(path).suffix.lower()
-    if suffix not in _FORMATS:
+    if suffix not in ALIGNMENT_FORMATS:
         raise VAEInputError(
-            path, f"unknown alignment suffix {suffix!r}; use one of {sorted(_FORMATS)}"
+            path, f"unknown alignment suffix {suffix!r}; use one of {sorted(ALIGNMENT_FORMATS)}"
         )
-    return _FORMATS[suffix]
+    return ALIGNMENT_FORMATS[suffix]
 
 
 def read_records(path: str | Path) -> list[tuple[str, str]]:
@@ -176,7 +170,7 @@ def read_alignment(
 
     match_seqs = []
     for rid, seq in records:
-        match = _INSERTION.sub("", seq)
+        match = INSERTION.sub("", seq)
         if not _VALID_MATCH.match(match):
             bad = sorted(set(re.sub(r"[A-Z\-*]", "", match)))
             raise VAEInputError(path, f"sequence {rid!r} has invalid characters {bad}")
@@ -277,11 +271,6 @@ def decode(codes: np.ndarray) -> list[str]:
     """Turn an index matrix back into strings."""
     letters = np.frombuffer(PROTEIN_ALPHABET.encode(), dtype="S1")
     return [row.tobytes().decode() for row in letters[codes]]
-
-
-def one_hot(codes: torch.Tensor, n_tokens: int = len(PROTEIN_ALPHABET)) -> torch.Tensor:
-    """One-hot encode an index tensor to ``(..., length, n_tokens)`` float32."""
-    return torch.nn.functional.one_hot(codes.long(), n_tokens).float()
 
 
 def alignment_to_anndata(

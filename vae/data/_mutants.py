@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
-from vae._constants import AMINO_ACIDS, PROTEIN_ALPHABET
+from vae._alphabet import AMINO_ACIDS, PROTEIN_ALPHABET
 from vae.errors import VAEInputError
 
 #: One substitution: wild-type residue, residue number in the focus numbering, mutant residue.
@@ -51,6 +52,17 @@ def single_mutants(positions: list[int], focus_residues: str) -> list[tuple[str,
         for aa in AMINO_ACIDS
         if aa != wt
     ]
+
+
+def single_mutant_table(positions: list[int], focus_residues: str) -> pd.DataFrame:
+    """Tabulate :func:`single_mutants`: ``mutant`` (e.g. ``P8L``), ``position``, ``wt``, ``mt``."""
+    return pd.DataFrame(
+        [
+            (name, positions[col], wt, mt)
+            for name, col, wt, mt in single_mutants(positions, focus_residues)
+        ],
+        columns=["mutant", "position", "wt", "mt"],
+    )
 
 
 def single_mutant_codes(positions: list[int], focus_residues: str) -> np.ndarray:

@@ -23,7 +23,7 @@ import numba
 import numpy as np
 import torch
 
-from vae._constants import PROTEIN_ALPHABET
+from vae._alphabet import PROTEIN_ALPHABET
 
 _GAP_CODE = len(PROTEIN_ALPHABET) - 1
 _N_PLANES = 5  # 21 codes fit in 5 bits

@@ -1,5 +1,6 @@
 """Quality metrics by domain: expression embeddings and protein variant scores."""
 
+from vae.metrics._eve import eve_metrics
 from vae.metrics._expression import (
     embedding_metrics,
     evaluation_cells,
@@ -8,19 +9,25 @@ from vae.metrics._expression import (
     neighbor_graph,
     pca_baseline,
 )
+from vae.metrics._mapping import UNKNOWN, knn_label_transfer, mapping_metrics, query_mixing
 from vae.metrics._protein import scan_spearman, variant_auc
 from vae.metrics._scan import SCAN_SCORE_COLUMNS, evaluate_scan, learning_curve_monitor
 
 __all__ = [
     "SCAN_SCORE_COLUMNS",
+    "UNKNOWN",
     "embedding_metrics",
+    "eve_metrics",
     "evaluate_scan",
     "evaluation_cells",
     "kmeans_ari",
+    "knn_label_transfer",
     "learning_curve_monitor",
     "leiden_clusters",
+    "mapping_metrics",
     "neighbor_graph",
     "pca_baseline",
+    "query_mixing",
     "scan_spearman",
     "variant_auc",
 ]

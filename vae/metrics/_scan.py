@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,7 +22,7 @@ SCAN_SCORE_COLUMNS = ("mutant", "n_mutations", "fitness", "evol_index", "site_in
 
 
 def evaluate_scan(
-    model: SequenceModel,
+    model: SequenceModel | Sequence[SequenceModel],
     site: SiteIndependentModel,
     scan: str | Path,
     output: str | Path | None = None,
@@ -40,7 +40,8 @@ def evaluate_scan(
     Parameters
     ----------
     model
-        A trained protein model.
+        A trained protein model, or the members of a seed ensemble: their mean
+        ``evol_index`` is scored, and ``dms_member_spearman`` lists each member's ρ.
     site
         The site-independent model fit on the same training sequences.
     scan
@@ -61,15 +62,19 @@ def evaluate_scan(
         ``dms_n_variants``, ``dms_n_scored``, ``dms_n_skipped_*``, and for scans with
         multiple mutants the same ρ for singles and for multiples.
     """
+    members = list(model) if isinstance(model, (list, tuple)) else [model]
     encoded, fitness, n_read, n_missing = _encoded_scan(
-        model, scan, score_column=score_column, higher_is_fitter=higher_is_fitter
+        members[0], scan, score_column=score_column, higher_is_fitter=higher_is_fitter
+    )
+    indices = np.stack(
+        [m.score_variants(encoded.codes, **(score_settings or {})) for m in members]
     )
     scored = pd.DataFrame(
         {
             "mutant": encoded.names,
             "n_mutations": encoded.n_mutations,
             "fitness": fitness,
-            "evol_index": model.score_variants(encoded.codes, **(score_settings or {})),
+            "evol_index": indices.mean(0),
             "site_independent": site.score_variants(encoded.codes),
         }
     )
@@ -79,6 +84,8 @@ def evaluate_scan(
         "dms_n_skipped_missing_score": n_missing,
     }
     out |= _spearman_pair(scored, "")
+    if len(members) > 1:
+        out["dms_member_spearman"] = [scan_spearman(index, fitness) for index in indices]
     if (scored["n_mutations"] > 1).any():
         out |= _spearman_pair(scored[scored["n_mutations"] == 1], "singles_")
         out |= _spearman_pair(scored[scored["n_mutations"] > 1], "multiples_")

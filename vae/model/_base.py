@@ -5,19 +5,20 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, ClassVar
 
 import anndata as ad
 import numpy as np
 import torch
-from torch import nn
 
 import vae
 from vae._constants import FILES
 from vae._io import atomic_path, write_json_atomic
 from vae.errors import VAEInputError
-from vae.train import TrainConfig, Trainer, TrainingResult
+from vae.module import BaseModule
+from vae.train import NamedRows, Rows, TrainConfig, Trainer, TrainingResult
 from vae.train._trainer import split_indices
 
 logger = logging.getLogger(__name__)
@@ -40,7 +41,7 @@ class BaseModel:
     """
 
     domain: ClassVar[str]
-    module_cls: ClassVar[type[nn.Module]]
+    module_cls: ClassVar[type[BaseModule]]
     _registry: ClassVar[dict[str, type[BaseModel]]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -54,14 +55,31 @@ class BaseModel:
         self.module = self.module_cls(**self.module_kwargs)
         self.device = torch.device("cpu")
 
+    @staticmethod
+    def for_domain(domain: str) -> type[BaseModel]:
+        """Return the model class of a domain (``protein``, ``expression``)."""
+        if domain not in BaseModel._registry:
+            raise VAEInputError("domain", f"unknown model domain {domain!r}")
+        return BaseModel._registry[domain]
+
+    @classmethod
+    def from_anndata(cls, adata: ad.AnnData, **module_kwargs: Any) -> BaseModel:
+        """Build an untrained model sized for ``adata``."""
+        raise NotImplementedError
+
+    @classmethod
+    def from_preprocessed(cls, adata: ad.AnnData, **module_kwargs: Any) -> BaseModel:
+        """Build an untrained model for the output of the domain's preprocessing step."""
+        return cls.from_anndata(adata, **module_kwargs)
+
     def to(self, device: torch.device | str) -> BaseModel:
         """Move the module to ``device``."""
         self.device = torch.device(device)
         self.module.to(self.device)
         return self
 
-    def tensors(self, adata: ad.AnnData) -> dict[str, torch.Tensor]:
-        """Named tensors for :meth:`module.forward`, one row per observation."""
+    def tensors(self, adata: ad.AnnData) -> dict[str, Rows]:
+        """Named inputs of the module (tensors or count stores), one row per observation."""
         raise NotImplementedError
 
     def initialise_from_data(self, adata: ad.AnnData, train_index: torch.Tensor) -> None:
@@ -70,6 +88,23 @@ class BaseModel:
         Called by :meth:`train` with the indices the trainer will train on (the same
         split), so that nothing is taken from the validation examples.
         """
+
+    def validation_split(
+        self, adata: ad.AnnData, config: TrainConfig
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Sorted training and validation indices for ``config`` (rows in neither are unused).
+
+        The default takes a random ``config.validation_frac`` of the observations
+        (:func:`~vae.train._trainer.split_indices`); other ``validation_split`` values
+        are for the domains that define them.
+        """
+        if config.validation_split != "random":
+            raise VAEInputError(
+                "train.validation_split",
+                f"{config.validation_split!r} is not available for {self.domain} models; "
+                "use 'random'",
+            )
+        return split_indices(adata.n_obs, config.validation_frac, config.seed)
 
     def sampling_weights(self, adata: ad.AnnData) -> torch.Tensor | None:
         """Return per-observation minibatch sampling weights, or ``None`` for uniform."""
@@ -89,22 +124,51 @@ class BaseModel:
         ``monitor`` is called at every evaluation and its numbers join the history row
         (see :class:`~vae.train.Trainer`).
         """
+        train_index, val_index = self.validation_split(adata, config)
         torch.manual_seed(config.seed)
         self.module = self.module_cls(**self.module_kwargs).to(self.device)
-        self.initialise_from_data(
-            adata, split_indices(adata.n_obs, config.validation_frac, config.seed)[0]
-        )
+        self.initialise_from_data(adata, train_index)
         trainer = Trainer(
             self.module,
-            self.tensors(adata),
+            NamedRows(self.tensors(adata)),
             config,
             device=self.device,
             sampling_weights=self.sampling_weights(adata),
             checkpoint_path=checkpoint_path,
             checkpoint_key=checkpoint_key,
             monitor=monitor,
+            split=(train_index, val_index),
         )
-        return trainer.fit()
+        result = trainer.fit()
+        used = np.union1d(train_index.numpy(), val_index.numpy())
+        dropped = np.setdiff1d(np.arange(adata.n_obs), used)
+        self.info["train"] = (
+            asdict(config)
+            | {"steps": result.steps, "val_index": result.val_index.tolist()}
+            | {"n_dropped": int(dropped.size), "dropped_index": dropped.tolist()}
+            | result.extra
+        )
+        self.after_training(adata)
+        return result
+
+    def after_training(self, adata: ad.AnnData) -> None:
+        """Keep what reuse on new data needs from the training data (default: nothing)."""
+
+    @property
+    def validation_index(self) -> np.ndarray:
+        """Sorted indices of the examples held out from training (the ELBO's test set)."""
+        train = self.info.get("train")
+        if train is None:
+            raise VAEInputError("model", "the model has not been trained")
+        return np.sort(np.asarray(train["val_index"], dtype=int))
+
+    def training_index(self, n_obs: int) -> np.ndarray:
+        """Sorted indices of the examples trained on, of the ``n_obs`` in the training data.
+
+        Neither the validation examples nor those the split dropped (``cluster``).
+        """
+        unused = np.union1d(self.validation_index, self.info["train"].get("dropped_index", []))
+        return np.setdiff1d(np.arange(n_obs), unused.astype(int))
 
     @torch.no_grad()
     def _map_batches(
@@ -112,11 +176,11 @@ class BaseModel:
     ) -> list[torch.Tensor]:
         """Apply ``step(tensors)`` to consecutive minibatches on the device (eval mode)."""
         self.module.eval()
-        tensors = self.tensors(adata)
-        n = next(iter(tensors.values())).shape[0]
+        rows = NamedRows(self.tensors(adata))
         out = []
-        for start in range(0, n, batch_size):
-            chunk = {k: v[start : start + batch_size].to(self.device) for k, v in tensors.items()}
+        for start in range(0, len(rows), batch_size):
+            batch = rows.batch(slice(start, start + batch_size))
+            chunk = {name: value.to(self.device) for name, value in batch.items()}
             out.append(step(chunk).to(dtype).cpu())
         return out
 
@@ -187,6 +251,13 @@ class BaseModel:
         with atomic_path(directory / FILES.MODEL) as tmp:
             torch.save(meta | {"state_dict": state}, tmp)
         write_json_atomic(directory / FILES.MODEL_INFO, meta | {"n_features": len(self.var_names)})
+        self.save_extras(directory)
+
+    def save_extras(self, directory: Path) -> None:
+        """Write files beside the weights that reuse needs (default: none)."""
+
+    def load_extras(self, directory: Path) -> None:
+        """Read what :meth:`save_extras` wrote (default: nothing)."""
 
     @classmethod
     def _from_saved(cls, saved: dict) -> BaseModel:
@@ -216,4 +287,6 @@ def load_model(directory: str | Path, device: str | torch.device = "cpu") -> Bas
     domain = saved.get("domain")
     if domain not in BaseModel._registry:
         raise VAEInputError(path, f"unknown model domain {domain!r}")
-    return BaseModel._registry[domain]._from_saved(saved).to(device)
+    model = BaseModel.for_domain(domain)._from_saved(saved)
+    model.load_extras(Path(directory))
+    return model.to(device)

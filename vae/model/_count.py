@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import anndata as ad
 import numpy as np
 import pandas as pd
@@ -12,6 +14,7 @@ from vae.data._backed import BackedCounts
 from vae.data._csr import CSRCounts
 from vae.errors import VAEInputError
 from vae.model._base import BaseModel
+from vae.model._count_query import GeneMatch, match_query_genes
 from vae.module import CountVAE
 
 
@@ -54,6 +57,12 @@ class CountModel(BaseModel):
         kwargs = {"n_genes": adata.n_vars, "n_batches": len(categories)} | module_kwargs
         return cls(kwargs, list(adata.var_names), info)
 
+    @classmethod
+    def from_preprocessed(cls, adata: ad.AnnData, **module_kwargs) -> CountModel:
+        """Build an untrained model; the batch column is the one preprocessing recorded."""
+        batch_key = adata.uns.get("preprocess", {}).get("batch_key")
+        return cls.from_anndata(adata, batch_key=batch_key, **module_kwargs)
+
     def batch_codes(self, adata: ad.AnnData) -> torch.Tensor:
         """Integer batch codes in the model's category order (zeros without batches)."""
         key, categories = self.info["batch_key"], self.info["batch_categories"]
@@ -64,8 +73,57 @@ class CountModel(BaseModel):
         codes = pd.Categorical(adata.obs[key].astype(str), categories=categories).codes
         if (codes < 0).any():
             unknown = sorted(set(adata.obs[key].astype(str)) - set(categories))
-            raise VAEInputError(key, f"batches {unknown[:5]} were not seen in training")
+            raise VAEInputError(
+                key,
+                f"batches {unknown[:5]} were not seen in training; "
+                "map new batches with `vae map` (vae.steps.map_query)",
+            )
         return torch.as_tensor(np.array(codes), dtype=torch.long)
+
+    def match_genes(
+        self,
+        query: ad.AnnData,
+        *,
+        var_key: str | None = None,
+        min_overlap: float = 0.8,
+        source: str | Path = "query",
+    ) -> GeneMatch:
+        """Match a new dataset's genes to the model's (see :func:`match_query_genes`).
+
+        Also checks that the query has the model's batch column. ``query`` may be backed.
+        """
+        batch_key = self.info.get("batch_key")
+        if batch_key and batch_key not in query.obs:
+            raise VAEInputError(
+                source, f"batch key {batch_key!r} of the model is not an obs column"
+            )
+        return match_query_genes(
+            query,
+            genes=self.var_names,
+            var_ids=self.info.get("var_ids", {}),
+            var_key=var_key,
+            min_overlap=min_overlap,
+            source=source,
+        )
+
+    def prepare_query(
+        self,
+        query: ad.AnnData,
+        *,
+        layer: str | None = None,
+        var_key: str | None = None,
+        min_overlap: float = 0.8,
+        source: str | Path = "query",
+    ) -> ad.AnnData:
+        """Put new cells in the model's gene order (missing genes zero, ``var["present"]``).
+
+        For data too large for memory, use :meth:`match_genes` once and
+        :meth:`GeneMatch.apply` per chunk, as ``vae embed`` does.
+        """
+        match = self.match_genes(query, var_key=var_key, min_overlap=min_overlap, source=source)
+        prepared = match.apply(query, layer=layer, source=source)
+        prepared.uns["overlap"] = match.report
+        return prepared
 
     def tensors(self, adata: ad.AnnData) -> dict[str, CSRCounts | BackedCounts | torch.Tensor]:
         """``x``: the counts as a CSR store (minibatches carry their nonzeros); ``batch``.
@@ -157,8 +215,7 @@ class CountModel(BaseModel):
 
         def step(tensors: dict) -> torch.Tensor:
             z = self.module.inference(**tensors).loc
-            log_scale, _ = self.module._decode(z, tensors["batch"])
-            return log_scale.exp() * library_size
+            return self.module.normalized_expression(z, tensors["batch"]) * library_size
 
         out = self._map_batches(adata, step, batch_size)
         return torch.cat(out).numpy() if out else np.zeros((0, len(self.var_names)), np.float32)

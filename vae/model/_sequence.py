@@ -4,18 +4,26 @@ from __future__ import annotations
 
 import contextlib
 import math
+from pathlib import Path
 
 import anndata as ad
 import numpy as np
 import pandas as pd
 import torch
 
-from vae._constants import KEYS, PROTEIN_ALPHABET
+from vae._alphabet import PROTEIN_ALPHABET
+from vae._constants import FILES, KEYS
+from vae._io import atomic_path
 from vae.data import decode
-from vae.data._mutants import focus_codes, single_mutant_codes, single_mutants
+from vae.data._hmm import build_family_hmm
+from vae.data._mutants import focus_codes, single_mutant_codes, single_mutant_table
+from vae.data._split import cluster_split
+from vae.errors import VAEInputError
 from vae.model._base import BaseModel
+from vae.model._sequence_query import prepare_sequence_query
 from vae.model._site_independent import SiteIndependentModel
 from vae.module import SequenceVAE
+from vae.train import TrainConfig
 
 
 class SequenceModel(BaseModel):
@@ -28,6 +36,8 @@ class SequenceModel(BaseModel):
 
     domain = "protein"
     module_cls = SequenceVAE
+    #: Profile HMM of the training family (HMMER3 text), built after training.
+    family_hmm: bytes | None = None
 
     @classmethod
     def from_anndata(cls, adata: ad.AnnData, **module_kwargs) -> SequenceModel:
@@ -49,15 +59,86 @@ class SequenceModel(BaseModel):
         """Sequence weights: minibatches are drawn in proportion to them."""
         return torch.as_tensor(adata.obs[KEYS.WEIGHT].to_numpy(), dtype=torch.float32)
 
+    def validation_split(
+        self, adata: ad.AnnData, config: TrainConfig
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Random split, or with ``cluster`` whole held-out clusters of sequences.
+
+        ``cluster`` holds out clusters within ``config.validation_identity`` of random
+        centres (the focus, row 0, and its neighbourhood always train) and drops the
+        training sequences that close to a held-out one
+        (:func:`~vae.data._split.cluster_split`).
+        """
+        if config.validation_split != "cluster":
+            return super().validation_split(adata, config)
+        try:
+            split = cluster_split(
+                np.asarray(adata.X),
+                config.validation_frac,
+                config.validation_identity,
+                config.seed,
+            )
+        except ValueError as err:
+            raise VAEInputError("train.validation_identity", str(err)) from err
+        return torch.as_tensor(split.train), torch.as_tensor(split.val)
+
     def initialise_from_data(self, adata: ad.AnnData, train_index: torch.Tensor) -> None:
         """With ``site_offset``: start from the training sequences' site-independent model."""
         if not self.module_kwargs.get("site_offset", False):
             return
-        train = train_index.numpy()
-        profile = SiteIndependentModel(self.info["positions"], self.info["focus_residues"]).fit(
-            np.asarray(adata.X)[train], adata.obs[KEYS.WEIGHT].to_numpy()[train]
-        )
+        profile = self._profile(adata, train_index.numpy())
         self.module.set_site_offset(torch.as_tensor(profile.log_freq, dtype=torch.float32))
+
+    def _profile(self, adata: ad.AnnData, rows: np.ndarray) -> SiteIndependentModel:
+        return SiteIndependentModel(self.info["positions"], self.info["focus_residues"]).fit(
+            np.asarray(adata.X)[rows], adata.obs[KEYS.WEIGHT].to_numpy()[rows]
+        )
+
+    def site_independent_baseline(self, adata: ad.AnnData) -> SiteIndependentModel:
+        """Fit the site-independent model on this model's training sequences (same split).
+
+        ``adata`` is the preprocessed alignment the model was trained on; the baseline
+        every variant-effect and held-out figure is compared with.
+        """
+        return self._profile(adata, self.training_index(adata.n_obs))
+
+    def after_training(self, adata: ad.AnnData) -> None:
+        """Build the family's profile HMM, to align raw sequences for :meth:`prepare_query`."""
+        self.family_hmm = build_family_hmm(decode(np.asarray(adata.X)))
+
+    def save_extras(self, directory: Path) -> None:
+        """Write the family HMM (``family.hmm``) when the model has one."""
+        if self.family_hmm is not None:
+            with atomic_path(directory / FILES.FAMILY_HMM) as tmp:
+                tmp.write_bytes(self.family_hmm)
+
+    def load_extras(self, directory: Path) -> None:
+        """Read ``family.hmm`` when the folder has one."""
+        path = directory / FILES.FAMILY_HMM
+        self.family_hmm = path.read_bytes() if path.is_file() else None
+
+    def prepare_query(
+        self, path: str | Path, *, max_gap_frac: float = 0.5, chunk_size: int = 10_000
+    ) -> tuple[list[str], np.ndarray, dict]:
+        """Read new sequences onto the model's columns, ready for :meth:`get_latent`.
+
+        Aligned input (FASTA/A2M/Stockholm) must hold the model's focus columns;
+        unaligned FASTA is aligned to the family HMM (see
+        :func:`~vae.model._sequence_query.prepare_sequence_query`).
+
+        Returns
+        -------
+        ids, codes, report
+            Kept sequence ids, their alphabet indices, and what happened to the rest.
+        """
+        return prepare_sequence_query(
+            Path(path),
+            positions=self.info["positions"],
+            focus_residues=self.info["focus_residues"],
+            family_hmm=self.family_hmm,
+            max_gap_frac=max_gap_frac,
+            chunk_size=chunk_size,
+        )
 
     @torch.no_grad()
     def log_likelihood(
@@ -143,11 +224,7 @@ class SequenceModel(BaseModel):
             Columns ``mutant`` (e.g. ``P8L``), ``position``, ``wt``, ``mt``, ``evol_index``.
         """
         positions, residues = self.info["positions"], self.info["focus_residues"]
-        mutants = single_mutants(positions, residues)
-        table = pd.DataFrame(
-            [(name, positions[col], wt, mt) for name, col, wt, mt in mutants],
-            columns=["mutant", "position", "wt", "mt"],
-        )
+        table = single_mutant_table(positions, residues)
         table["evol_index"] = self.score_variants(
             single_mutant_codes(positions, residues), **kwargs
         )

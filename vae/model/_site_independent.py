@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
-from vae._constants import PROTEIN_ALPHABET
-from vae.data._mutants import focus_codes, single_mutants
+from vae._alphabet import PROTEIN_ALPHABET
+from vae.data._mutants import focus_codes, single_mutant_table, single_mutants
 
 
 class SiteIndependentModel:
@@ -44,15 +45,22 @@ class SiteIndependentModel:
         wild_type = self.log_likelihood(focus_codes(self.focus_residues)[None])[0]
         return wild_type - self.log_likelihood(codes)
 
-    def score_single_mutants(self) -> dict[str, float]:
-        """Score of every single substitution of the focus columns, by mutant name."""
+    def score_single_mutants(self) -> pd.DataFrame:
+        """Every single substitution of the focus columns, scored as :class:`SequenceModel` does.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Columns ``mutant``, ``position``, ``wt``, ``mt``, ``evol_index``.
+        """
         wt = focus_codes(self.focus_residues)
-        return {
-            name: float(
-                self.log_freq[col, wt[col]] - self.log_freq[col, PROTEIN_ALPHABET.index(mt)]
-            )
-            for name, col, _, mt in single_mutants(self.positions, self.focus_residues)
-        }
+        mutants = single_mutants(self.positions, self.focus_residues)
+        table = single_mutant_table(self.positions, self.focus_residues)
+        table["evol_index"] = [
+            float(self.log_freq[col, wt[col]] - self.log_freq[col, PROTEIN_ALPHABET.index(mt)])
+            for _, col, _, mt in mutants
+        ]
+        return table
 
 
 def site_log_frequencies(

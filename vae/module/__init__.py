@@ -1,7 +1,7 @@
 """Generative models with their ELBO."""
 
-from vae.module._base import LossOutput
+from vae.module._base import BaseModule, LossOutput
 from vae.module._count_vae import CountVAE
 from vae.module._sequence_vae import SequenceVAE
 
-__all__ = ["CountVAE", "LossOutput", "SequenceVAE"]
+__all__ = ["BaseModule", "CountVAE", "LossOutput", "SequenceVAE"]

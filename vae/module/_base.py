@@ -1,10 +1,14 @@
-"""Loss container shared by all modules."""
+"""The contract every VAE module keeps, and the loss container they return."""
 
 from __future__ import annotations
 
+import abc
 from dataclasses import dataclass
+from typing import Any
 
 import torch
+from torch import nn
+from torch.distributions import Normal
 
 
 @dataclass
@@ -39,3 +43,46 @@ class LossOutput:
         else:
             mean = (per_example * weights).sum() / weights.sum()
         return mean + kl_weight * self.kl_global / n_total
+
+
+class BaseModule(nn.Module, metaclass=abc.ABCMeta):
+    """A VAE with a Gaussian latent space: what the trainer and the models rely on.
+
+    A minibatch is passed by keyword, one argument per named input of the row store
+    (see :class:`~vae.train.RowStore`); the same names are the arguments of
+    :meth:`inference`, :meth:`loss` and :meth:`log_importance_weight`. Calling the
+    module runs :meth:`loss`, which is what :class:`~vae.train.Trainer` minimises.
+
+    Attributes
+    ----------
+    n_latent
+        Width of the latent space.
+    """
+
+    n_latent: int
+
+    @abc.abstractmethod
+    def inference(self, *inputs: Any, **covariates: Any) -> Normal:
+        """Return the encoder's posterior ``q(z | x)`` for a minibatch."""
+
+    @abc.abstractmethod
+    def generative(self, z: torch.Tensor, *args: Any, **kwargs: Any) -> dict[str, torch.Tensor]:
+        """Return the parameters of ``p(x | z)`` by name, one row per latent code."""
+
+    @abc.abstractmethod
+    def loss(self, *inputs: Any, sample: bool = True, **covariates: Any) -> LossOutput:
+        """Return the ELBO terms of a minibatch; ``sample=False`` uses posterior means."""
+
+    @abc.abstractmethod
+    def log_importance_weight(
+        self, *inputs: Any, noise: torch.Tensor, **covariates: Any
+    ) -> torch.Tensor:
+        """Return ``log p(x | z) + log p(z) - log q(z | x)`` per example.
+
+        ``z = mean + scale * noise`` with standard normal ``noise`` of the latent's shape;
+        the log-mean-exp over draws is the importance-weighted ``log p(x)`` bound.
+        """
+
+    def forward(self, *inputs: Any, **kwargs: Any) -> LossOutput:
+        """Run :meth:`loss`: ``module(**minibatch)``, as the trainer calls it."""
+        return self.loss(*inputs, **kwargs)

@@ -1,11 +1,11 @@
 """Fast NB / ZINB log-likelihood from the nonzero counts, with hand-written gradients.
 
-Autograd through the textbook formulas (``vae.module._count_vae.log_nb``/``log_zinb``)
-costs about fifty passes over the ``cells x genes`` minibatch per step, among them
-``lgamma`` and ``digamma`` over every entry. Here every term that has a factor ``x`` or
-is an ``lgamma``/``digamma`` of ``x`` is evaluated on the nonzero entries only (zero for
-``x = 0``), the dense part is the likelihood of an all-zero matrix, and the gradients are
-closed-form expressions of a few saved tensors.
+Autograd through the textbook formulas (``log_nb``/``log_zinb`` in
+``tests/_reference_likelihoods.py``) costs about fifty passes over the ``cells x genes``
+minibatch per step, among them ``lgamma`` and ``digamma`` over every entry. Here every
+term that has a factor ``x`` or is an ``lgamma``/``digamma`` of ``x`` is evaluated on the
+nonzero entries only (zero for ``x = 0``), the dense part is the likelihood of an all-zero
+matrix, and the gradients are closed-form expressions of a few saved tensors.
 
 With ``r = mu / (theta + mu)`` and ``nb0 = theta * log(theta / (theta + mu))`` (the NB
 log-probability of a zero), the per-entry log-likelihood is
@@ -18,7 +18,8 @@ log-probability of a zero), the per-entry log-likelihood is
 Gradients, with ``w = sigmoid(nb0 - p)`` at zeros and ``w = 1`` at nonzeros (NB: ``w = 1``):
 ``d/d log mu = x - (x + w theta) r``; ``d/d log theta = w nb0 + w theta r - x (1 - r)
 + theta (digamma(x + theta) - digamma(theta))``; ``d/dp = 1 - w - sigmoid(p)``.
-``tests/test_modules.py`` checks values and gradients against the autograd formulas.
+``tests/test_count_likelihood.py`` checks values and gradients against the autograd
+formulas.
 """
 
 from __future__ import annotations

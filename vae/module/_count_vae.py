@@ -8,53 +8,20 @@ import torch
 from torch import nn
 from torch.distributions import Normal
 
-from vae.data._csr import CountBatch
-from vae.module._base import LossOutput
+from vae._sparse import CountBatch
+from vae.module._base import BaseModule, LossOutput
 from vae.module._count_likelihood import count_log_likelihood
 from vae.nn import MLP, GaussianEncoder
 
 _EPS = 1e-8
 
 
-def log_nb(x: torch.Tensor, mu: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
-    """Log-density of the negative binomial with mean ``mu`` and inverse dispersion ``theta``."""
-    log_theta_mu = torch.log(theta + mu + _EPS)
-    return (
-        theta * (torch.log(theta + _EPS) - log_theta_mu)
-        + x * (torch.log(mu + _EPS) - log_theta_mu)
-        + torch.lgamma(x + theta)
-        - torch.lgamma(theta)
-        - torch.lgamma(x + 1)
-    )
-
-
-def log_zinb(
-    x: torch.Tensor, mu: torch.Tensor, theta: torch.Tensor, pi_logits: torch.Tensor
-) -> torch.Tensor:
-    """Log-density of the zero-inflated NB; ``pi_logits`` are the dropout logits."""
-    softplus_pi = nn.functional.softplus(-pi_logits)
-    log_theta_eps = torch.log(theta + _EPS)
-    log_theta_mu = torch.log(theta + mu + _EPS)
-    pi_theta_log = -pi_logits + theta * (log_theta_eps - log_theta_mu)
-    case_zero = nn.functional.softplus(pi_theta_log) - softplus_pi
-    case_non_zero = (
-        -softplus_pi
-        + pi_theta_log
-        + x * (torch.log(mu + _EPS) - log_theta_mu)
-        + torch.lgamma(x + theta)
-        - torch.lgamma(theta)
-        - torch.lgamma(x + 1)
-    )
-    zero = (x < _EPS).to(mu.dtype)
-    return zero * case_zero + (1 - zero) * case_non_zero
-
-
-class CountVAE(nn.Module):
+class CountVAE(BaseModule):
     """scVI-style VAE: encoder on ``log1p`` counts, NB/ZINB decoder with observed library size.
 
-    Counts may be given as a dense tensor or as a :class:`~vae.data.CountBatch` (the
+    Counts may be given as a dense tensor or as a :class:`~vae._sparse.CountBatch` (the
     nonzero entries, what training uses); the likelihood is computed from the nonzero
-    entries (:mod:`vae.module._count_likelihood`).
+    entries (:mod:`vae.module._count_likelihood`). Calling the module runs :meth:`loss`.
 
     Parameters
     ----------
@@ -68,6 +35,10 @@ class CountVAE(nn.Module):
         ``"zinb"`` (scvi-tools' default) or ``"nb"``.
     dropout_rate
         Encoder dropout (scvi-tools default 0.1).
+    encoder_norm, decoder_norm
+        Normalisation of the hidden layers: ``"batch"`` (default, scvi-tools' default) or
+        ``"layer"`` (no running statistics: what scArches recommends for a reference that
+        new batches are mapped onto, :func:`vae.model.map_query_model`).
     """
 
     def __init__(
@@ -80,15 +51,20 @@ class CountVAE(nn.Module):
         n_layers: int = 1,
         likelihood: Literal["nb", "zinb"] = "zinb",
         dropout_rate: float = 0.1,
+        encoder_norm: Literal["batch", "layer"] = "batch",
+        decoder_norm: Literal["batch", "layer"] = "batch",
     ) -> None:
         super().__init__()
         self.n_genes, self.n_batches, self.n_latent = n_genes, max(n_batches, 1), n_latent
         self.likelihood = likelihood
+        for name, norm in (("encoder_norm", encoder_norm), ("decoder_norm", decoder_norm)):
+            if norm not in ("batch", "layer"):
+                raise ValueError(f"{name} must be 'batch' or 'layer', not {norm!r}")
         hidden = [n_hidden] * n_layers
         self.encoder = GaussianEncoder(
-            n_genes + self._n_cov, n_latent, hidden, dropout_rate=dropout_rate, norm="batch"
+            n_genes + self._n_cov, n_latent, hidden, dropout_rate=dropout_rate, norm=encoder_norm
         )
-        self.decoder = MLP(n_latent + self._n_cov, hidden, norm="batch")
+        self.decoder = MLP(n_latent + self._n_cov, hidden, norm=decoder_norm)
         self.scale = nn.Linear(n_hidden, n_genes)
         self.dropout_logits = nn.Linear(n_hidden, n_genes) if likelihood == "zinb" else None
         self.log_theta = nn.Parameter(torch.randn(n_genes))
@@ -112,14 +88,31 @@ class CountVAE(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Log expression fractions ``log_softmax`` over genes and (ZINB) dropout logits."""
         hidden = self.decoder(self._with_batch(z, batch))
-        log_scale = torch.log_softmax(self.scale(hidden).float(), dim=-1)
+        log_scale = self._log_fractions(hidden)
         pi_logits = None if self.dropout_logits is None else self.dropout_logits(hidden).float()
         return log_scale, pi_logits
+
+    def _log_fractions(self, hidden: torch.Tensor) -> torch.Tensor:
+        return torch.log_softmax(self.scale(hidden).float(), dim=-1)
+
+    def normalized_expression(
+        self, z: torch.Tensor, batch: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Expression fractions ``(cells, genes)``: the decoder mean per unit library size.
+
+        Each row sums to one; times a cell's library size it is the NB mean ``mu``.
+        """
+        hidden = self.decoder(self._with_batch(z, batch))
+        return self._log_fractions(hidden).exp()
 
     def generative(
         self, z: torch.Tensor, library: torch.Tensor, batch: torch.Tensor | None = None
     ) -> dict[str, torch.Tensor]:
-        """Return NB mean ``mu``, inverse dispersion ``theta`` and (ZINB) dropout logits."""
+        """Return NB mean ``mu``, inverse dispersion ``theta`` and (ZINB) dropout logits.
+
+        Keys: ``scale`` (expression fractions), ``mu``, ``theta`` and, for ZINB,
+        ``pi_logits``.
+        """
         log_scale, pi_logits = self._decode(z, batch)
         scale = log_scale.exp()
         out = {"scale": scale, "mu": library[:, None] * scale, "theta": self.log_theta.exp()}
@@ -127,13 +120,7 @@ class CountVAE(nn.Module):
             out["pi_logits"] = pi_logits
         return out
 
-    def log_likelihood(self, x: torch.Tensor, px: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Per-cell ``log p(x | z)`` summed over genes (reference autograd formulas)."""
-        if self.likelihood == "zinb":
-            return log_zinb(x, px["mu"], px["theta"], px["pi_logits"]).sum(-1)
-        return log_nb(x, px["mu"], px["theta"]).sum(-1)
-
-    def forward(
+    def loss(
         self,
         x: torch.Tensor | CountBatch,
         batch: torch.Tensor | None = None,

@@ -9,19 +9,19 @@ import torch
 from torch import nn
 from torch.distributions import Normal, kl_divergence
 
-from vae.module._base import LossOutput
+from vae.module._base import BaseModule, LossOutput
 from vae.module._sequence_decoder import SequenceDecoder
 from vae.nn import GaussianEncoder, OneHotLinear, VariationalTensor
 
 
-class SequenceVAE(nn.Module):
+class SequenceVAE(BaseModule):
     """VAE over index-encoded aligned sequences (DeepSequence/EVE).
 
     The encoder is an MLP on the one-hot sequence (its first layer applied as an
     embedding bag, see :class:`~vae.nn.OneHotLinear`); the decoder is
     :class:`SequenceDecoder`, Bayesian by default. The global KL of the decoder
     weights is returned as ``kl_global``; the trainer divides it by the number of
-    effective sequences, as EVE does.
+    effective sequences, as EVE does. Calling the module runs :meth:`loss`.
 
     Parameters
     ----------
@@ -98,12 +98,15 @@ class SequenceVAE(nn.Module):
         """Return ``q(z | x)`` for index-encoded sequences ``(batch, L)``."""
         return self.encoder(self.input_dropout(torch.relu(self.input_layer(codes))))
 
-    def generative(
-        self, z: torch.Tensor, *, sample: bool = True
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Log-probabilities ``(batch, L, A)`` under one decoder draw, and the weights' KL."""
+    def generative(self, z: torch.Tensor, *, sample: bool = True) -> dict[str, torch.Tensor]:
+        """Return ``p(x | z)`` under one decoder draw (posterior-mean weights if not ``sample``).
+
+        Keys: ``log_probs``, the per-position log-probabilities ``(batch, L, A)``, and
+        ``kl_weights``, the KL of all decoder weights to their prior (a scalar, the same
+        for every draw).
+        """
         logits, kl_weights = self.decoder(z, sample)
-        return torch.log_softmax(logits.float(), dim=-1), kl_weights
+        return {"log_probs": torch.log_softmax(logits.float(), dim=-1), "kl_weights": kl_weights}
 
     @contextlib.contextmanager
     def held_decoder_draw(self):
@@ -117,7 +120,7 @@ class SequenceVAE(nn.Module):
             for tensor in tensors:
                 tensor.release()
 
-    def forward(
+    def loss(
         self, codes: torch.Tensor, *, sample: bool = True, noise: torch.Tensor | None = None
     ) -> LossOutput:
         """ELBO terms of a minibatch; ``sample=False`` uses posterior means throughout.
@@ -142,15 +145,16 @@ class SequenceVAE(nn.Module):
         self, codes: torch.Tensor, z: torch.Tensor, *, sample: bool = True
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-sequence ``log p(x | z)`` under one decoder draw, and the weights' KL."""
-        log_px, kl_weights = self.generative(z, sample=sample)
-        return log_px.gather(-1, codes.long().unsqueeze(-1)).squeeze(-1).sum(-1), kl_weights
+        px = self.generative(z, sample=sample)
+        log_px = px["log_probs"].gather(-1, codes.long().unsqueeze(-1)).squeeze(-1).sum(-1)
+        return log_px, px["kl_weights"]
 
     def log_importance_weight(self, codes: torch.Tensor, *, noise: torch.Tensor) -> torch.Tensor:
         """``log p(x | z) + log p(z) - log q(z | x)`` per sequence at ``z = mean + scale * noise``.
 
         Its log-mean-exp over draws is the importance-weighted estimate of ``log p(x)``
         (Burda et al. 2016), tighter than the ELBO and equal to it for one draw in
-        expectation. Decoder weights are drawn as in :meth:`forward` (or held).
+        expectation. Decoder weights are drawn as in :meth:`loss` (or held).
         """
         qz = self.inference(codes)
         z = qz.loc + qz.scale * noise
@@ -166,5 +170,5 @@ class SequenceVAE(nn.Module):
         the global torch random state; callers seed it (``torch.random.fork_rng``).
         """
         z = torch.randn(n, self.n_latent, device=self.decoder.out_bias.mean.device)
-        probs = self.generative(z, sample=False)[0].exp().view(-1, self.n_tokens)
+        probs = self.generative(z, sample=False)["log_probs"].exp().view(-1, self.n_tokens)
         return torch.multinomial(probs, 1).view(n, self.n_positions)

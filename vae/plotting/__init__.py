@@ -4,6 +4,7 @@ from vae.plotting._expression import metrics_table, plot_metrics_table
 from vae.plotting._figures import plot_latent, plot_training_curves, plot_variant_scores
 from vae.plotting._protein import (
     column_frequencies,
+    plot_eve_mixture,
     plot_mutation_heatmap,
     plot_sample_frequencies,
     plot_variant_roc,
@@ -13,6 +14,7 @@ from vae.plotting._scan import plot_scan
 __all__ = [
     "column_frequencies",
     "metrics_table",
+    "plot_eve_mixture",
     "plot_latent",
     "plot_metrics_table",
     "plot_mutation_heatmap",

@@ -10,10 +10,11 @@ import numpy as np
 import pandas as pd
 from matplotlib.colors import Normalize
 
-from vae._constants import AMINO_ACIDS, GAP, KEYS, PROTEIN_ALPHABET
+from vae._alphabet import AMINO_ACIDS, GAP, PROTEIN_ALPHABET
+from vae._constants import KEYS
 from vae.errors import VAEInputError
+from vae.metrics._samples import column_frequencies, frequency_correlation, read_samples
 from vae.plotting._figures import _save
-from vae.sample_stats import column_frequencies, frequency_correlation, read_samples
 
 _SCORE_COLUMNS = ("mutant", "position", "wt", "mt", "evol_index")
 
@@ -242,5 +243,105 @@ def plot_sample_frequencies(
     ax.set_ylabel(f"sample frequency ({len(generated)} generated sequences)")
     ax.set_title(f"Column frequencies, samples vs natural\nPearson r = {r:.3f}", fontsize=10)
     ax.legend(loc="upper left", frameon=False, fontsize=8)
+    fig.tight_layout()
+    _save(fig, output)
+
+
+def plot_eve_mixture(
+    scores: str | Path,
+    output: str | Path,
+    *,
+    labels: str | Path | None = None,
+    protein: str | None = None,
+    seed: int = 0,
+    n_init: int = 30,
+    bins: int = 60,
+) -> None:
+    """Histogram of ``evol_index`` with EVE's two fitted mixture components.
+
+    The mixture is refit here on the table's evol indices with
+    :func:`vae.model.fit_eve_mixture` (the same seed and ``n_init`` give the same fit as
+    :func:`vae.model.eve_scores` on this one table). Each component's density is drawn
+    weighted by its mixing weight, next to their sum; when the table has ``eve_score``,
+    it is drawn against the right axis. With ``labels``, a second panel marks the
+    labelled variants, pathogenic and benign, at their evol index.
+
+    Parameters
+    ----------
+    scores
+        ``variant_scores.csv`` (``mutant``, ``evol_index``, optionally ``eve_score``).
+    output
+        PNG path.
+    labels
+        ClinVar-style label CSV (see :func:`vae.data.read_variant_labels`), or ``None``.
+    protein
+        ``protein_name`` rows to use from ``labels``.
+    seed, n_init
+        Settings of the mixture fit.
+    bins
+        Histogram bins.
+    """
+    from vae.data import read_variant_labels
+    from vae.model._eve_mixture import fit_eve_mixture
+
+    table = pd.read_csv(scores)
+    missing = [c for c in ("mutant", "evol_index") if c not in table]
+    if missing:
+        raise VAEInputError(scores, f"variant score table lacks columns {missing}")
+    values = table["evol_index"].to_numpy(dtype=float)
+    mixture = fit_eve_mixture(values, seed=seed, n_init=n_init, source=str(scores))
+    grid = np.linspace(values.min(), values.max(), 400)
+    padding = 0.05 * (grid[-1] - grid[0])
+    grid = np.linspace(grid[0] - padding, grid[-1] + padding, 400)
+    density = mixture.component_densities(grid)
+
+    if labels is None:
+        fig, ax = plt.subplots(figsize=(6.4, 4.0))
+        rug = None
+    else:
+        fig, (ax, rug) = plt.subplots(
+            2, 1, figsize=(6.4, 5.2), sharex=True, height_ratios=(4, 1.2)
+        )
+    ax.hist(values, bins=bins, density=True, color="0.8", label=f"{len(values)} variants")
+    for k, (name, color) in enumerate((("benign", "tab:blue"), ("pathogenic", "tab:red"))):
+        component = mixture.pathogenic if name == "pathogenic" else 1 - mixture.pathogenic
+        ax.plot(
+            grid,
+            density[:, component],
+            color=color,
+            linewidth=2,
+            label=(
+                f"{name}: w = {mixture.weights[component]:.2f}, "
+                f"μ = {mixture.means[component]:.2f}, σ = {mixture.sds[component]:.2f}"
+            ),
+            zorder=3 + k,
+        )
+    ax.plot(grid, density.sum(1), "--", color="black", linewidth=1, label="mixture")
+    ax.set_ylabel("density")
+    ax.legend(loc="upper left", frameon=False, fontsize=8)
+    if "eve_score" in table:
+        order = np.argsort(values, kind="stable")
+        right = ax.twinx()
+        right.plot(values[order], table["eve_score"].to_numpy()[order], ":", color="tab:purple")
+        right.set_ylim(-0.02, 1.02)
+        right.set_ylabel("eve_score (dotted)", color="tab:purple")
+    title = "EVE mixture of evol indices"
+    if rug is not None:
+        label_table = read_variant_labels(labels, protein)
+        merged = table.merge(label_table, on="mutant", how="inner")
+        names = []
+        for row, (label, name, color) in enumerate(
+            ((0, "benign", "tab:blue"), (1, "pathogenic", "tab:red"))
+        ):
+            x = merged.loc[merged["label"] == label, "evol_index"].to_numpy(dtype=float)
+            rug.plot(x, np.full(x.size, row), "|", color=color, markersize=14, alpha=0.6)
+            names.append(f"{name} ({x.size})")
+        rug.set_ylim(-0.6, 1.6)
+        rug.set_yticks([0, 1], names, fontsize=8)
+        rug.set_xlabel("evol_index (higher: more damaging)")
+        title += f"\n{len(merged)} of {len(label_table)} labelled variants scored"
+    else:
+        ax.set_xlabel("evol_index (higher: more damaging)")
+    ax.set_title(title, fontsize=10)
     fig.tight_layout()
     _save(fig, output)

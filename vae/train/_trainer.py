@@ -1,4 +1,4 @@
-"""A small, resumable training loop over device-resident tensors."""
+"""A small, resumable training loop over a store of examples (:class:`~vae.train.RowStore`)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -15,8 +15,13 @@ import torch
 from torch import nn
 
 from vae._io import atomic_path
+from vae.errors import VAEInputError
+from vae.train._rows import NamedRows, Rows, RowStore
 
 logger = logging.getLogger(__name__)
+
+#: Ways to choose the validation examples (:attr:`TrainConfig.validation_split`).
+VALIDATION_SPLITS = ("random", "cluster")
 
 
 @dataclass(frozen=True)
@@ -35,6 +40,12 @@ class TrainConfig:
         Steps over which the KL weight rises linearly from 0 to 1 (0 disables).
     validation_frac
         Fraction of examples held out for validation ELBO and early stopping.
+    validation_split
+        ``"random"``: a seeded random subset; ``"cluster"`` (protein): whole clusters of
+        sequences within ``validation_identity`` of random centres, with the training
+        sequences that close to a held-out one dropped (:func:`vae.data._split.cluster_split`).
+    validation_identity
+        Identity that joins sequences into a cluster (``"cluster"`` only).
     eval_every
         Steps between validation evaluations and history rows.
     early_stopping_patience
@@ -56,12 +67,26 @@ class TrainConfig:
     weight_decay: float = 0.0
     kl_warmup_steps: int = 0
     validation_frac: float = 0.1
+    validation_split: str = "random"
+    validation_identity: float = 0.8
     eval_every: int = 100
     early_stopping_patience: int | None = None
     checkpoint_every: int = 0
     grad_clip: float | None = None
     precision: str = "32"
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.validation_split not in VALIDATION_SPLITS:
+            raise VAEInputError(
+                "train.validation_split",
+                f"must be one of {', '.join(VALIDATION_SPLITS)}, not {self.validation_split!r}",
+            )
+        identity = self.validation_identity
+        if isinstance(identity, bool) or not isinstance(identity, int | float):
+            raise VAEInputError("train.validation_identity", f"must be a number, not {identity!r}")
+        if not 0 < identity <= 1:
+            raise VAEInputError("train.validation_identity", f"must be in (0, 1], not {identity}")
 
 
 @dataclass
@@ -102,14 +127,16 @@ def split_indices(n: int, validation_frac: float, seed: int) -> tuple[torch.Tens
 
 
 class Trainer:
-    """Train a module whose ``forward(**tensors)`` returns a :class:`~vae.module.LossOutput`.
+    """Train a module whose ``module(**minibatch)`` returns a :class:`~vae.module.LossOutput`.
 
     Parameters
     ----------
     module
-        The model (already on ``device``).
-    tensors
-        Named data tensors with one row per example, passed to ``module`` by name.
+        The model (already on ``device``), e.g. a :class:`~vae.module.BaseModule`.
+    data
+        The examples: a :class:`~vae.train.RowStore` whose minibatches are the module's
+        keyword arguments, or a mapping of input names to :class:`~vae.train.Rows`
+        (tensors, CSR or disk-backed counts), read as :class:`~vae.train.NamedRows`.
     config
         Optimisation settings.
     device
@@ -125,12 +152,16 @@ class Trainer:
         Called at every evaluation with the module in eval mode; the numbers it returns
         (e.g. a scan's Spearman ρ) are added to that history row. Selection of the best
         weights never uses them.
+    split
+        Training and validation indices chosen by the caller (e.g.
+        :meth:`~vae.model.BaseModel.validation_split`); rows in neither are not used.
+        Default: :func:`split_indices` with the config's fraction and seed.
     """
 
     def __init__(
         self,
         module: nn.Module,
-        tensors: dict[str, torch.Tensor],
+        data: RowStore | Mapping[str, Rows],
         config: TrainConfig,
         *,
         device: torch.device,
@@ -138,13 +169,17 @@ class Trainer:
         checkpoint_path: str | Path | None = None,
         checkpoint_key: str = "",
         monitor: Callable[[], dict[str, float]] | None = None,
+        split: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> None:
         self.module, self.config, self.device = module, config, device
         self.monitor = monitor
-        self.tensors = {k: v.to(device) for k, v in tensors.items()}
-        self.n = next(iter(self.tensors.values())).shape[0]
-        self.train_index, self.val_index = split_indices(
-            self.n, config.validation_frac, config.seed
+        store = NamedRows(data) if isinstance(data, Mapping) else data
+        self.data: RowStore = store.to(device)
+        self.n = len(self.data)
+        self.train_index, self.val_index = (
+            split_indices(self.n, config.validation_frac, config.seed)
+            if split is None
+            else (torch.as_tensor(split[0]).long(), torch.as_tensor(split[1]).long())
         )
         self.train_index, self.val_index = self.train_index.to(device), self.val_index.to(device)
         self.sampling_weights = (
@@ -179,10 +214,10 @@ class Trainer:
             return self.train_index[pick]
         if self._perm_pos >= self._perm.numel():
             # a data source read from disk orders an epoch itself (shuffled row blocks)
-            order = getattr(next(iter(self.tensors.values())), "epoch_order", None)
             n_train = self.train_index.numel()
+            order = self.data.epoch_order(n_train, self.generator)
             self._perm = (
-                order(n_train, self.generator).to(self.device)
+                order.to(self.device)
                 if order is not None
                 else torch.randperm(n_train, generator=self.generator, device=self.device)
             )
@@ -210,7 +245,7 @@ class Trainer:
         for start in range(0, index.numel(), chunk):
             rows = index[start : start + chunk]
             with self._autocast():
-                out = self.module(**{k: v[rows] for k, v in self.tensors.items()})
+                out = self.module(**self.data.batch(rows))
             totals += torch.stack(
                 [-out.neg_elbo().sum(), out.reconstruction.sum(), out.kl_local.sum()]
             ).double()
@@ -272,7 +307,7 @@ class Trainer:
             rows = self._next_batch()
             kl_weight = self._kl_weight(step)
             with self._autocast():
-                out = self.module(**{k: v[rows] for k, v in self.tensors.items()})
+                out = self.module(**self.data.batch(rows))
                 loss = out.loss(kl_weight, self.n_effective)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()

@@ -1,12 +1,17 @@
-# Config and dataset sheet: validated against JSON schemas before any job runs.
+# Config, dataset sheets and per-dataset overrides: validated against JSON schemas before
+# any job runs. Parsing the workflow never imports `vae` (the --sdm conda driver lacks it).
 import sys
 import pandas as pd
+import yaml
 from pathlib import Path
 from snakemake.utils import validate
-from vae._schema import schema_problem
-from vae.steps import BUILTIN_SOURCES
+
+sys.path.insert(0, str(Path(workflow.basedir) / "lib"))
+from schema_check import schema_problem
 
 SCHEMAS = Path(workflow.basedir) / "schemas"
+# one home for the suffix of each built-in source: a table inside the vae package
+BUILTIN_TABLE = Path(workflow.basedir).parent / "vae" / "data" / "builtin_sources.tsv"
 
 
 def check(instance, schema, where):
@@ -37,7 +42,7 @@ DOMAINS = ["protein", "expression"]
 
 def read_embed_sheet(path):
     """The batch-embedding sheet: new datasets and the trained model for each."""
-    columns = ["dataset", "model", "source"]
+    columns = ["dataset", "model", "source", "layer", "var_key"]
     if not path:
         return pd.DataFrame(columns=columns).set_index("dataset", drop=False)
     if not Path(path).is_file():
@@ -50,6 +55,11 @@ def read_embed_sheet(path):
             sys.exit(
                 f"error: {path}: model {row['model']!r} is not a dataset of the main sheet"
             )
+        expression = DATASETS.loc[row["model"], "domain"] == "expression"
+        if not expression and (row.get("layer") or row.get("var_key")):
+            sys.exit(
+                f"error: {path}: row {row.name!r}: layer and var_key are for expression models"
+            )
     clash = sheet.index.intersection(DATASETS.index)
     if len(clash) or sheet.index.duplicated().any():
         sys.exit(f"error: {path}: dataset names must be unique across both sheets")
@@ -57,6 +67,57 @@ def read_embed_sheet(path):
 
 
 QUERIES = read_embed_sheet(config["embed"]["sheet"])
+SECTIONS = ["preprocess", "model", "train"]
+
+
+def budget_problem(train, domain):
+    """Why a dataset's train settings give no single budget (max_steps or max_epochs)."""
+    if train.get("max_steps") is not None and train.get("max_epochs") is not None:
+        return (
+            f"train.{domain}: set max_steps or max_epochs, not both (the other to null)"
+        )
+    return None
+
+
+def read_overrides(path):
+    """Per-dataset settings: ``{dataset: {section: {key: value}}}`` from the overrides file."""
+    if not path:
+        return {}
+    if not Path(path).is_file():
+        sys.exit(f"error: {path}: overrides file does not exist")
+    try:
+        overrides = yaml.safe_load(Path(path).read_text()) or {}
+    except yaml.YAMLError as err:
+        sys.exit(f"error: {path}: not valid YAML ({type(err).__name__})")
+    check(overrides, "overrides.schema.yaml", path)
+    unknown = sorted(set(overrides) - set(DATASETS.index))
+    if unknown:
+        sys.exit(f"error: {path}: {unknown[0]!r} is not a dataset of the main sheet")
+    return overrides
+
+
+def dataset_settings_table(overrides, where):
+    """Preprocess, model and train settings of every dataset, overrides applied and checked."""
+    table = {}
+    for name, row in DATASETS.iterrows():
+        domain, override = row["domain"], overrides.get(name, {})
+        merged = {**config}
+        for section in SECTIONS:
+            merged[section] = {
+                **config[section],
+                domain: {**config[section][domain], **override.get(section, {})},
+            }
+        origin = f"{where}: {name}" if override else "config"
+        problem = override and schema_problem(merged, SCHEMAS / "config.schema.yaml")
+        problem = problem or budget_problem(merged["train"][domain], domain)
+        if problem:
+            sys.exit(f"error: {origin}: {problem}")
+        table[name] = {section: merged[section][domain] for section in SECTIONS}
+    return table
+
+
+OVERRIDES_FILE = config.get("overrides") or ""
+SETTINGS = dataset_settings_table(read_overrides(OVERRIDES_FILE), OVERRIDES_FILE)
 
 
 wildcard_constraints:
@@ -64,6 +125,7 @@ wildcard_constraints:
     dataset="|".join(DATASETS.index) or "NO_DATASETS",
     model="|".join(DATASETS.index) or "NO_DATASETS",
     query="|".join(QUERIES.index) or "NO_QUERIES",
+    seed=r"\d+",
 
 
 resource_scopes:
@@ -75,14 +137,70 @@ def dataset(wildcards):
     return DATASETS.loc[wildcards.dataset]
 
 
+def dataset_settings(wildcards, section):
+    """Settings of a section (preprocess, model, train) for the dataset of the wildcards.
+
+    ``config[section][domain]`` of the dataset's domain, with its overrides applied.
+    """
+    return SETTINGS[wildcards.dataset][section]
+
+
+def train_settings(wildcards, seed):
+    """Train settings of the dataset for one training job (the ensemble size removed)."""
+    settings = dict(SETTINGS[wildcards.dataset]["train"])
+    settings.pop("ensemble", None)
+    return settings | {"seed": seed}
+
+
+def ensemble_seeds(name):
+    """Seeds of a dataset's models: ``seed, seed + 1, ...`` (``train.<domain>.ensemble``)."""
+    size = SETTINGS[name]["train"].get("ensemble", 1)
+    return [config["seed"] + i for i in range(size)]
+
+
+def member_models(wildcards):
+    """Model folders of a protein dataset: the main model, then further ensemble members."""
+    name = wildcards.dataset
+    return [f"results/protein/{name}/model"] + [
+        f"results/protein/{name}/ensemble/seed{seed}/model"
+        for seed in ensemble_seeds(name)[1:]
+    ]
+
+
 def source_row(name):
     """Sheet row of a training or to-be-embedded dataset."""
     return DATASETS.loc[name] if name in DATASETS.index else QUERIES.loc[name]
 
 
+def read_builtin_suffixes(sheets):
+    """``{source: suffix}`` of the built-in sources; those the sheets name must be known."""
+    used = [
+        (path, name, source)
+        for path, frame in sheets.items()
+        for name, source in frame["source"].items()
+        if source.startswith("builtin:")
+    ]
+    if not used:
+        return {}
+    if not BUILTIN_TABLE.is_file():
+        sys.exit(f"error: {BUILTIN_TABLE}: table of built-in sources does not exist")
+    table = pd.read_csv(BUILTIN_TABLE, sep="\t", dtype=str, comment="#")
+    suffixes = dict(zip(table["source"], table["suffix"]))
+    for path, name, source in used:
+        if source not in suffixes:
+            known = ", ".join(suffixes)
+            sys.exit(f"error: {path} row {name!r}: unknown source {source!r} ({known})")
+    return suffixes
+
+
+BUILTIN_SUFFIXES = read_builtin_suffixes(
+    {config["datasets"]: DATASETS, config["embed"]["sheet"]: QUERIES}
+)
+
+
 def remote_suffix(source):
     """File suffix of a built-in or downloaded source."""
-    return BUILTIN_SOURCES.get(source) or "".join(
+    return BUILTIN_SUFFIXES.get(source) or "".join(
         Path(source.split("?")[0]).suffixes[-2:]
     )
 
@@ -96,8 +214,55 @@ def source_path_of(name):
 
 
 def source_path(wildcards):
-    """Raw input of the training dataset named by the wildcards."""
+    """Input of the dataset's preprocessing: its source, or the alignment searched for it."""
+    if search_database(wildcards.dataset):
+        return f"results/protein/{wildcards.dataset}/alignment.a2m"
     return source_path_of(wildcards.dataset)
+
+
+# --- family search: a protein row whose source is one focus sequence (rules/align.smk)
+SEARCH = config.get("search") or {}
+SEQUENCE_SUFFIXES = (".fasta", ".fa", ".faa")
+
+
+def search_database(name):
+    """Database searched for the family of a protein dataset, or None (a ready alignment).
+
+    A protein row whose source is a sequence file (``.fasta``, ``.fa``, ``.faa``) is
+    searched when its ``database`` column, or else the config's ``search.database``, names
+    a database (a path under data_dir). Alignments (``.a2m``, ``.a3m``, ``.sto``) are read
+    as they are.
+    """
+    if name not in DATASETS.index or DATASETS.loc[name, "domain"] != "protein":
+        return None
+    row = DATASETS.loc[name]
+    database = row.get("database", "") or SEARCH.get("database") or ""
+    source = row["source"]
+    remote = source.startswith(("builtin:", "https://"))
+    suffix = (remote and remote_suffix(source)) or Path(source.split("?")[0]).suffix
+    suffix = suffix.lower()
+    if not database or suffix not in SEQUENCE_SUFFIXES:
+        return None
+    return str(Path(config["data_dir"]) / database)
+
+
+def check_search_rows():
+    """Stop when a row names a database but its source is not a focus sequence file."""
+    for name, row in DATASETS.iterrows():
+        if row.get("database", "") and not search_database(name):
+            sys.exit(
+                f"error: {config['datasets']} row {name!r}: a database is searched only "
+                f"for a protein source that is a sequence file ({', '.join(SEQUENCE_SUFFIXES)})"
+            )
+
+
+def search_settings(wildcards):
+    """Settings of the dataset's family search: the config's ``search`` keys that the step
+    takes, and the dataset's preprocessing filters (to measure coverage and Neff)."""
+    preprocess = dataset_settings(wildcards, "preprocess")
+    settings = {k: v for k, v in SEARCH.items() if k not in ("database", "threads")}
+    keys = ("max_seq_gap_frac", "max_col_gap_frac", "theta")
+    return settings | {k: preprocess[k] for k in keys if k in preprocess}
 
 
 def model_dir(wildcards):
@@ -154,6 +319,7 @@ def all_outputs():
             "variant_scores.csv",
             "figures/variant_scores.png",
             "figures/variant_roc.png",
+            "figures/eve_mixture.png",
             "figures/mutation_heatmap.png",
             "figures/sample_frequencies.png",
             "dms_scores.csv",
@@ -169,4 +335,65 @@ def all_outputs():
         path
         for name, row in DATASETS.iterrows()
         for path in results(row["domain"], name, *common, *extra[row["domain"]])
+    ]
+
+
+# Mapping sheet (config: map.sheet): new batches onto trained expression models.
+MAP = {"sheet": "", "epochs": None, "uncertainty_threshold": 0.5, "n_neighbors": 50} | (
+    config.get("map") or {}
+)
+
+
+def read_map_sheet(path):
+    """The mapping sheet: new datasets, the expression model each is mapped onto."""
+    columns = ["dataset", "model", "source", "batch_key", "label_key", "epochs"]
+    if not path:
+        return pd.DataFrame(columns=columns).set_index("dataset", drop=False)
+    if not Path(path).is_file():
+        sys.exit(f"error: {path}: mapping sheet does not exist")
+    sheet = pd.read_csv(path, sep="\t", dtype=str, comment="#").fillna("")
+    sheet = sheet.set_index("dataset", drop=False).sort_index()
+    for _, row in sheet.iterrows():
+        check(row.to_dict(), "map.schema.yaml", f"{path} row {row.name!r}")
+        if row["model"] not in DATASETS.index:
+            sys.exit(
+                f"error: {path}: model {row['model']!r} is not a dataset of the main sheet"
+            )
+        if DATASETS.loc[row["model"], "domain"] != "expression":
+            sys.exit(
+                f"error: {path}: row {row.name!r}: only expression models are mapped onto"
+            )
+    if sheet.index.duplicated().any():
+        sys.exit(f"error: {path}: duplicate dataset names")
+    return sheet
+
+
+MAPPED = read_map_sheet(MAP["sheet"])
+
+
+def map_row(wc):
+    """Mapping sheet row of the dataset named by the ``mapped`` wildcard."""
+    return MAPPED.loc[wc.mapped]
+
+
+def map_label_key(wc):
+    """Labels to transfer: the row's label_key, else the model dataset's, else none."""
+    row = map_row(wc)
+    return (
+        row.get("label_key", "") or DATASETS.loc[wc.model].get("label_key", "") or None
+    )
+
+
+def map_epochs(wc):
+    """Query training epochs: the row's, else map.epochs (null: scvi-tools' default)."""
+    epochs = map_row(wc).get("epochs", "")
+    return int(epochs) if epochs else MAP["epochs"]
+
+
+def map_outputs():
+    """The mapped query, its manifest and mapped model for every mapping sheet row."""
+    return [
+        f"results/map/{row['model']}/{name}{suffix}"
+        for name, row in MAPPED.iterrows()
+        for suffix in (".h5ad", ".manifest.json", "_model")
     ]

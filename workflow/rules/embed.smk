@@ -1,4 +1,26 @@
-# Batch embedding of new datasets with already trained models (config: embed.sheet).
+# Latent embeddings: a model's own training data, and new datasets with already trained
+# models (config: embed.sheet).
+rule embed_dataset:
+    input:
+        model=rules.train_model.output.model,
+        data=rules.train_model.input[0],
+    output:
+        "results/{domain}/{dataset}/embedding.h5ad",
+    log:
+        "logs/embed_dataset/{domain}/{dataset}.log",
+    conda:
+        "../envs/vae.yaml"
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=60,
+    params:
+        device=config["device"],
+        denoised=config["embed"].get("denoised_layer", False),
+    script:
+        "../scripts/embed_dataset.py"
+
+
 rule embed_new_dataset:
     input:
         model=model_dir,
@@ -20,5 +42,8 @@ rule embed_new_dataset:
         min_overlap=config["embed"]["min_overlap"],
         max_gap_frac=config["embed"]["max_gap_frac"],
         chunk_size=config["embed"]["chunk_size"],
+        # expression: the sheet's optional layer and var_key columns (empty: None)
+        layer=lambda wc: QUERIES.loc[wc.query].get("layer", "") or None,
+        var_key=lambda wc: QUERIES.loc[wc.query].get("var_key", "") or None,
     script:
         "../scripts/embed_new_dataset.py"

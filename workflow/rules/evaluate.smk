@@ -1,6 +1,6 @@
 rule evaluate_protein:
     input:
-        model="results/protein/{dataset}/model",
+        models=member_models,
         data="results/protein/{dataset}/preprocessed.h5ad",
         scores="results/protein/{dataset}/variant_scores.csv",
         samples="results/protein/{dataset}/samples.fasta",

@@ -75,6 +75,33 @@ rule plot_variants:
         "../scripts/plot_variants.py"
 
 
+rule plot_eve_mixture:
+    input:
+        scores="results/protein/{dataset}/variant_scores.csv",
+        labels=lambda wc: optional_path(dataset(wc)["labels"]) or [],
+    output:
+        report(
+            "results/protein/{dataset}/figures/eve_mixture.png",
+            caption="../report/eve_mixture.rst",
+            category="protein",
+            subcategory="{dataset}",
+            labels={"figure": "EVE mixture"},
+        ),
+    log:
+        "logs/plot_eve_mixture/{dataset}.log",
+    conda:
+        "../envs/vae.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        protein=lambda wc: wc.dataset,
+        seed=config["seed"],
+    script:
+        "../scripts/plot_eve_mixture.py"
+
+
 rule plot_variant_roc:
     input:
         scores="results/protein/{dataset}/variant_scores.csv",

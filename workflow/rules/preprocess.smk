@@ -13,7 +13,7 @@ rule preprocess_protein:
         mem_mb=4000,
         runtime=60,
     params:
-        settings=lambda wc: config["preprocess"]["protein"]
+        settings=lambda wc: dataset_settings(wc, "preprocess")
         | {"focus_id": dataset(wc)["focus_id"] or None},
         device="cpu",
     script:
@@ -34,7 +34,7 @@ rule preprocess_expression:
         mem_mb=8000,
         runtime=60,
     params:
-        settings=lambda wc: config["preprocess"]["expression"]
+        settings=lambda wc: dataset_settings(wc, "preprocess")
         | {
             "label_key": dataset(wc)["label_key"] or None,
             "batch_key": dataset(wc)["batch_key"] or None,

@@ -13,5 +13,7 @@ run_logged(
     min_overlap=snakemake.params.min_overlap,
     max_gap_frac=snakemake.params.max_gap_frac,
     chunk_size=snakemake.params.chunk_size,
+    layer=snakemake.params.layer,
+    var_key=snakemake.params.var_key,
     threads=snakemake.threads,
 )

@@ -6,7 +6,7 @@ from vae.steps import evaluate_protein
 run_logged(
     snakemake.log[0],
     evaluate_protein,
-    snakemake.input.model,
+    list(snakemake.input.models),
     snakemake.input.data,
     snakemake.input.scores,
     snakemake.output.metrics,

@@ -9,7 +9,7 @@ run_logged(
     snakemake.input[0],
     snakemake.output.model,
     snakemake.output.history,
-    domain=snakemake.wildcards.domain,
+    domain=snakemake.params.domain,
     model_kwargs=dict(snakemake.params.model),
     train_kwargs=dict(snakemake.params.train),
     device=snakemake.params.device,

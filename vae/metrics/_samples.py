@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vae._constants import PROTEIN_ALPHABET
+from vae._alphabet import PROTEIN_ALPHABET
 from vae.data._weights import residue_one_hot
 from vae.errors import VAEInputError
 

@@ -1,0 +1,248 @@
+"""Family search benchmark: from the P53 focus sequence alone, rebuild its family alignment.
+
+Database: the sequences of the shipped P53 and PTEN alignments (gaps removed; ids without
+their ``/start-end`` range) plus decoys: sequences emitted from four Pfam HMMs shipped with
+pyhmmer (seeded) and shuffled P53 sequences. PTEN sequences count as decoys too.
+
+Measured: recall of the shipped P53 alignment's ids, decoys admitted, wall time and peak
+RSS of the search (run in a child process), for ``vae``'s search and, when the ``jackhmmer``
+binary is on PATH (Debian package ``hmmer``), for HMMER's jackhmmer on the same database,
+query, thresholds, iterations and threads, side by side. ``--big-gb N`` adds a memory run
+on a generated N GB FASTA database (random sequences plus the family).
+
+    .venv/bin/python benchmarks/family_search.py --threads 2 [--big-gb 5]
+
+Writes ``benchmarks/out/family_search.json`` (and the work files under
+``benchmarks/out/family_search/``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO.parent / "shared" / "data" / "protein"
+OUT = REPO / "benchmarks" / "out"
+WORK = OUT / "family_search"
+HMMS = ("Thioesterase.hmm", "PF02826.hmm", "KR.hmm", "LuxC.hmm")
+BACKGROUND = "ACDEFGHIKLMNPQRSTVWY"
+
+
+def read_a2m(path: Path) -> list[tuple[str, str]]:
+    """``(id without range, unaligned upper-case sequence)``; repeated ids numbered."""
+    records: list[list[str]] = []
+    for line in path.read_text().splitlines():
+        if line.startswith(">"):
+            records.append([line[1:].split()[0], ""])
+        else:
+            records[-1][1] += line.strip()
+    out, seen = [], {}
+    for name, seq in records:
+        base = name.split("/")[0]
+        seen[base] = seen.get(base, 0) + 1
+        base = base if seen[base] == 1 else f"{base}_{seen[base]}"
+        out.append((base, "".join(c for c in seq if c.isalpha()).upper()))
+    return out
+
+
+def emitted_decoys(n_per_hmm: int, seed: int = 1) -> list[tuple[str, str]]:
+    import pyhmmer
+
+    folder = Path(pyhmmer.__file__).parent / "tests" / "data" / "hmms" / "txt"
+    rng = pyhmmer.easel.Randomness(seed)  # nonzero: Easel seeds 0 from the clock
+    out = []
+    for name in HMMS:
+        with pyhmmer.plan7.HMMFile(folder / name) as handle:
+            hmm = handle.read()
+        for i in range(n_per_hmm):
+            seq = hmm.emit_sequence(rng).textize().sequence
+            out.append((f"decoy_{Path(name).stem}_{i}", seq))
+    return out
+
+
+def build_database(path: Path, n_emitted: int, n_shuffled: int) -> dict:
+    p53 = read_a2m(DATA / "P53_HUMAN_b0.1.a2m")
+    pten = read_a2m(DATA / "PTEN_HUMAN_b1.0.a2m")
+    rng = np.random.default_rng(0)
+    shuffled = [
+        (f"shuffled_P53_{i}", "".join(rng.permutation(list(p53[i % len(p53)][1]))))
+        for i in range(n_shuffled)
+    ]
+    pten = [(f"PTEN_{name}", seq) for name, seq in pten]
+    decoys = pten + emitted_decoys(n_emitted) + shuffled
+    with open(path, "w") as handle:
+        for name, seq in p53 + decoys:
+            handle.write(f">{name}\n{seq}\n")
+    focus = WORK / "P53_HUMAN.fasta"
+    focus.write_text(f">P53_HUMAN/1-393\n{p53[0][1]}\n")
+    return {
+        "focus": focus,
+        "family": {name for name, _ in p53},
+        "decoys": {name for name, _ in decoys},
+        "n_pten": len(pten),
+        "n_emitted": len(decoys) - len(pten) - len(shuffled),
+        "n_shuffled": len(shuffled),
+    }
+
+
+def append_random(path: Path, target_bytes: int, seed: int = 2) -> int:
+    """Append random protein sequences (lengths 50-800) until the file has target bytes."""
+    rng = np.random.default_rng(seed)
+    letters = np.frombuffer(BACKGROUND.encode(), dtype=np.uint8)
+    n = 0
+    with open(path, "ab") as handle:
+        while path.stat().st_size < target_bytes:
+            lengths = rng.integers(50, 800, 20_000)
+            residues = letters[rng.integers(0, 20, int(lengths.sum()))]
+            chunks, start = [], 0
+            for length in lengths:
+                chunks.append(b">rnd%d\n" % n + residues[start : start + length].tobytes() + b"\n")
+                start += length
+                n += 1
+            handle.write(b"".join(chunks))
+            handle.flush()
+    return n
+
+
+def child_run(command: list[str]) -> dict:
+    """Run a command; wall seconds and peak RSS (MB) of the child."""
+    started = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _, status, usage = os.wait4(process.pid, 0)
+    stdout, stderr = process.stdout.read(), process.stderr.read()
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0:
+        raise RuntimeError(f"{command[:3]} failed ({code}): {stderr[-2000:]}")
+    return {
+        "wall_seconds": round(time.perf_counter() - started, 2),
+        "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
+        "stdout": stdout,
+    }
+
+
+def run_vae(focus: Path, database: Path, out: Path, args, iterations: int) -> dict:
+    code = (
+        "import json, sys; from vae.data._search import search_family;"
+        "from vae.data._search_a2m import read_focus, write_a2m;"
+        f"r = search_family(read_focus({str(focus)!r}), {str(database)!r},"
+        f" iterations={iterations}, bitscore_per_residue={args.bits}, threads={args.threads},"
+        f" block_size={args.block_size}); write_a2m(r.rows, {str(out)!r});"
+        "print(json.dumps(r.record))"
+    )
+    result = child_run([sys.executable, "-c", code])
+    record = json.loads(result.pop("stdout"))
+    ids = [line[1:].strip().rsplit("/", 1)[0] for line in out.read_text().splitlines()[2::2]]
+    return result | {"ids": ids, "record": record}
+
+
+def run_jackhmmer(focus: Path, database: Path, out: Path, args, iterations: int) -> dict:
+    bits = f"{args.bits * 393:.2f}"
+    command = ["jackhmmer", "-N", str(iterations), "--cpu", str(args.threads), "-o", "/dev/null"]
+    command += ["-T", bits, "--domT", bits, "--incT", bits, "--incdomT", bits]
+    command += ["--noali", "-A", str(out), str(focus), str(database)]
+    result = child_run(command)
+    result.pop("stdout")
+    return result | {"ids": jackhmmer_ids(out), "hmmer": hmmer_version()}
+
+
+def jackhmmer_ids(stockholm: Path) -> list[str]:
+    """Hit ids of a jackhmmer ``-A`` alignment (the ``0001|`` prefix of clashing names gone)."""
+    lines = stockholm.read_text().splitlines()
+    names = [line.split()[1] for line in lines if line.startswith("#=GS ")]
+    names = [re.sub(r"^\d+\|", "", name) for name in names]
+    return [name.rsplit("/", 1)[0] for name in names if not name.startswith("P53_HUMAN/1-393")]
+
+
+def hmmer_version() -> str:
+    version = subprocess.run(["jackhmmer", "-h"], capture_output=True, text=True).stdout
+    return version.splitlines()[1].strip("# ").strip()
+
+
+def score(ids: list[str], data: dict) -> dict:
+    found = set(ids)
+    family, decoys = data["family"], data["decoys"]
+    return {
+        "n_rows": len(ids),
+        "n_unique_ids": len(found),
+        "recall": round(len(found & family) / len(family), 4),
+        "n_family_found": len(found & family),
+        "n_family": len(family),
+        "decoys_admitted": len(found & decoys),
+        "decoy_rate": round(len(found & decoys) / len(decoys), 5),
+        "n_decoys": len(decoys),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--iterations", type=int, default=5)
+    parser.add_argument("--bits", type=float, default=0.1, help="bits per residue (b0.1)")
+    parser.add_argument("--block-size", type=int, default=100_000)
+    parser.add_argument("--emitted", type=int, default=500, help="decoys per Pfam HMM")
+    parser.add_argument("--shuffled", type=int, default=1000)
+    parser.add_argument("--big-gb", type=float, default=0.0, help="memory run database size")
+    parser.add_argument("--big-iterations", type=int, default=1)
+    parser.add_argument("--no-jackhmmer", action="store_true")
+    args = parser.parse_args()
+    WORK.mkdir(parents=True, exist_ok=True)
+    database = WORK / "db.fasta"
+    data = build_database(database, args.emitted, args.shuffled)
+    report = {
+        "settings": vars(args),
+        "database": {
+            "bytes": database.stat().st_size,
+            "n_p53": len(data["family"]),
+            "n_pten": data["n_pten"],
+            "n_emitted": data["n_emitted"],
+            "n_shuffled": data["n_shuffled"],
+        },
+        "cpu": next(
+            (
+                line.split(":", 1)[1].strip()
+                for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")
+            ),
+            None,
+        ),
+    }
+    vae = run_vae(data["focus"], database, WORK / "vae.a2m", args, args.iterations)
+    report["vae"] = score(vae.pop("ids"), data) | vae
+    print("vae", json.dumps({k: v for k, v in report["vae"].items() if k != "record"}))
+    if shutil.which("jackhmmer") and not args.no_jackhmmer:
+        jack = run_jackhmmer(
+            data["focus"], database, WORK / "jackhmmer.sto", args, args.iterations
+        )
+        report["jackhmmer"] = score(jack.pop("ids"), data) | jack
+        report["time_ratio_vae_over_jackhmmer"] = round(
+            report["vae"]["wall_seconds"] / report["jackhmmer"]["wall_seconds"], 3
+        )
+        print("jackhmmer", json.dumps(report["jackhmmer"]))
+    if args.big_gb:
+        big = WORK / "big.fasta"
+        shutil.copy(database, big)
+        n_random = append_random(big, int(args.big_gb * 1e9))
+        run = run_vae(data["focus"], big, WORK / "big.a2m", args, args.big_iterations)
+        report["big"] = {"bytes": big.stat().st_size, "n_random": n_random}
+        report["big"] |= score(run.pop("ids"), data) | run
+        print("big", json.dumps({k: v for k, v in report["big"].items() if k != "record"}))
+        if shutil.which("jackhmmer") and not args.no_jackhmmer:
+            jack = run_jackhmmer(data["focus"], big, WORK / "big.sto", args, args.big_iterations)
+            report["big_jackhmmer"] = score(jack.pop("ids"), data) | jack
+            print("big jackhmmer", json.dumps(report["big_jackhmmer"]))
+        big.unlink()
+    (OUT / "family_search.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,342 @@
+"""Family search from a focus sequence: pyhmmer search streamed in blocks, A2M output,
+threshold choice, provenance, bad input, and the workflow stage.
+
+The database is built at test time: 40 sequences of the shipped P53 alignment (gaps
+removed), 40 decoys emitted from other Pfam HMMs shipped with pyhmmer (seeded) and 20
+shuffled P53 sequences.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from vae._io import sha256_file
+from vae._script import run_logged
+from vae.data._msa import read_alignment
+from vae.data._search import search_family, search_family_thresholds
+from vae.data._search_a2m import read_focus
+from vae.steps import align_family, preprocess_protein
+from vae.steps.align import read_search_summary
+
+REPO = Path(__file__).resolve().parents[1]
+P53 = REPO.parent / "shared" / "data" / "protein" / "P53_HUMAN_b0.1.a2m"
+SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "workflow" / "Snakefile")]
+DECOY_HMMS = ("Thioesterase.hmm", "PF02826.hmm", "KR.hmm", "LuxC.hmm")
+
+pytestmark = pytest.mark.skipif(not P53.is_file(), reason="shared P53 alignment missing")
+
+
+def _a2m_records(path: Path) -> list[tuple[str, str]]:
+    records: list[list[str]] = []
+    for line in path.read_text().splitlines():
+        if line.startswith(">"):
+            records.append([line[1:].split()[0], ""])
+        elif records:
+            records[-1][1] += line.strip()
+    return [(name, "".join(c for c in seq if c.isalpha()).upper()) for name, seq in records]
+
+
+def _decoys(n_per_hmm: int, seed: int) -> list[tuple[str, str]]:
+    import pyhmmer
+
+    folder = Path(pyhmmer.__file__).parent / "tests" / "data" / "hmms" / "txt"
+    rng = pyhmmer.easel.Randomness(seed + 1)  # Easel seeds 0 from the clock
+    out = []
+    for name in DECOY_HMMS:
+        with pyhmmer.plan7.HMMFile(folder / name) as handle:
+            hmm = handle.read()
+        for i in range(n_per_hmm):
+            out.append((f"decoy_{Path(name).stem}_{i}", hmm.emit_sequence(rng).textize().sequence))
+    return out
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> dict:
+    """Focus file, database (plain and gzip) and which ids are family or decoys."""
+    root = tmp_path_factory.mktemp("search")
+    records = _a2m_records(P53)
+    focus_name, focus_seq = records[0]
+    family = [(name.split("/")[0], seq) for name, seq in records[1::90][:40]]
+    rng = np.random.default_rng(0)
+    shuffled = [
+        (f"shuffled_{i}", "".join(rng.permutation(list(seq))))
+        for i, (_, seq) in enumerate(family[:20])
+    ]
+    decoys = _decoys(10, seed=0) + shuffled
+    database = root / "db.fasta"
+    database.write_text("".join(f">{n}\n{s}\n" for n, s in family + decoys))
+    with open(database, "rb") as plain, gzip.open(root / "db.fasta.gz", "wb") as packed:
+        shutil.copyfileobj(plain, packed)
+    focus = root / "focus.fasta"
+    focus.write_text(f">{focus_name}\n{focus_seq}\n")
+    return {
+        "root": root,
+        "focus": focus,
+        "database": database,
+        "gz": root / "db.fasta.gz",
+        "family": {n for n, _ in family},
+        "decoys": {n for n, _ in decoys},
+    }
+
+
+def _ids(rows) -> set[str]:
+    return {name.rsplit("/", 1)[0] for name, _ in rows[1:]}
+
+
+@pytest.fixture(scope="module")
+def found(tiny):
+    focus = read_focus(tiny["focus"])
+    return search_family(
+        focus, tiny["database"], iterations=3, bitscore_per_residue=0.1, block_size=16, threads=2
+    )
+
+
+def test_search_finds_the_family_and_no_decoy(tiny, found) -> None:
+    ids = _ids(found.rows)
+    assert ids == tiny["family"]
+    assert not ids & tiny["decoys"]
+
+
+def test_alignment_is_a2m_with_the_focus_first_in_its_numbering(tiny, found) -> None:
+    name, sequence = read_focus(tiny["focus"])
+    assert len({len(row) for _, row in found.rows}) == 1
+    n_match = {sum(c.isupper() or c == "-" for c in row) for _, row in found.rows}
+    assert len(n_match) == 1
+    first, last = map(int, found.rows[0][0].split("/")[1].split("-"))
+    assert found.rows[0][0] == f"P53_HUMAN/{first}-{last}"
+    residues = "".join(c for c in found.rows[0][1] if c.isalpha()).upper()
+    assert residues == sequence[first - 1 : last]
+    assert "-" not in found.rows[0][1]  # every match column is a focus residue
+    path = tiny["root"] / "found.a2m"
+    path.write_text("".join(f">{n}\n{r}\n" for n, r in found.rows))
+    msa = read_alignment(path)
+    assert all(
+        sequence[p - 1] == w for p, w in zip(msa.positions, msa.focus_residues, strict=True)
+    )
+
+
+def test_provenance_records_settings_checksum_and_hits(tiny, found) -> None:
+    record = found.record
+    assert record["database"]["sha256"] == sha256_file(tiny["database"])
+    assert record["database"]["n_sequences"] == len(tiny["family"]) + len(tiny["decoys"])
+    assert record["settings"]["threshold_bits"] == pytest.approx(0.1 * 393, abs=1e-3)
+    rounds = record["iterations"]
+    assert [r["iteration"] for r in rounds] == list(range(1, len(rounds) + 1))
+    assert rounds[-1]["n_sequences_included"] == len(tiny["family"])
+    assert record["database"]["passes"] == len(rounds)
+
+
+def test_blocks_threads_and_gzip_give_the_same_alignment(tiny, found) -> None:
+    focus = read_focus(tiny["focus"])
+    whole = search_family(
+        focus, tiny["gz"], iterations=3, bitscore_per_residue=0.1, block_size=10**6, threads=1
+    )
+    assert whole.rows == found.rows
+    assert whole.record["database"]["sha256"] == sha256_file(tiny["gz"])
+
+
+def test_first_round_matches_pyhmmer_jackhmmer(tiny) -> None:
+    import pyhmmer
+    from pyhmmer import easel
+
+    focus = read_focus(tiny["focus"])
+    alphabet = easel.Alphabet.amino()
+    with easel.SequenceFile(tiny["database"], digital=True, alphabet=alphabet) as handle:
+        block = handle.read_block()
+    query = easel.TextSequence(name=focus[0], sequence=focus[1]).digitize(alphabet)
+    bits = 0.3 * len(query)
+    (reference,) = pyhmmer.hmmer.jackhmmer(
+        query, block, max_iterations=1, T=bits, domT=bits, incT=bits, incdomT=bits
+    )
+    (ours,) = search_family_thresholds(focus, tiny["database"], [0.3], iterations=1, threads=2)
+    assert _ids(ours.rows) == {hit.name for hit in reference.hits.included}
+
+
+def test_threshold_choice_writes_the_table_and_keeps_one(tiny) -> None:
+    out = tiny["root"] / "choice"
+    record = align_family(
+        tiny["focus"],
+        tiny["database"],
+        out / "alignment.a2m",
+        iterations=2,
+        thresholds=[0.1, 0.5, 5.0],
+        min_neff_per_position=0.01,
+        cpus=2,
+    )
+    lines = (out / "search_thresholds.tsv").read_text().splitlines()
+    header = lines[0].split("\t")
+    rows = [dict(zip(header, line.split("\t"), strict=True)) for line in lines[1:]]
+    assert [r["bitscore_per_residue"] for r in rows] == ["0.1", "0.5", "5.0"]
+    assert [r["chosen"] for r in rows].count("true") == 1
+    assert rows[2]["n_sequences_included"] == "0"
+    assert rows[2]["chosen"] == "false"
+    chosen = next(r for r in rows if r["chosen"] == "true")
+    assert float(chosen["coverage"]) == max(float(r["coverage"]) for r in rows)
+    manifest = json.loads((out / "alignment.manifest.json").read_text())
+    assert manifest["search"]["choice"]["thresholds_tried"] == [0.1, 0.5, 5.0]
+    assert record["settings"]["bitscore_per_residue"] == float(chosen["bitscore_per_residue"])
+
+
+def test_preprocessing_records_the_search(tiny, tmp_path) -> None:
+    alignment = tmp_path / "alignment.a2m"
+    align_family(tiny["focus"], tiny["database"], alignment, bitscore_per_residue=0.1, cpus=2)
+    stats = preprocess_protein(alignment, tmp_path / "pre.h5ad", device="cpu")
+    summary = read_search_summary(alignment)
+    assert stats["search"] == summary
+    assert summary["database_sha256"] == sha256_file(tiny["database"])
+    assert summary["sequences_per_iteration"][-1] == len(tiny["family"])
+    import anndata as ad
+
+    uns = ad.read_h5ad(tmp_path / "pre.h5ad").uns["preprocess"]["search"]
+    assert uns["bitscore_per_residue"] == 0.1
+    assert list(uns["sequences_per_iteration"]) == summary["sequences_per_iteration"]
+
+
+# --------------------------------------------------------------------------- bad input
+def _bad_inputs(tiny, folder: Path) -> dict[str, tuple[Path, Path, dict, str]]:
+    """case: (focus, database, options, problem in the one line)."""
+    focus_text = tiny["focus"].read_text()
+    files = {
+        "two.fasta": focus_text + focus_text.replace("P53_HUMAN/1-393", "other"),
+        "none.fasta": "just some text\n",
+        "empty.fasta": "",
+        "chars.fasta": focus_text.replace("MEEP", "ME#P1", 1),
+        "dna.fasta": ">gene\n" + "ACGT" * 30 + "\n",
+        "range.fasta": focus_text.replace("/1-393", "/1-300"),
+        "empty_db.fasta": "",
+        "not_fasta_db.fasta": "not a database\n",
+    }
+    for name, text in files.items():
+        (folder / name).write_text(text)
+    db, focus = tiny["database"], tiny["focus"]
+    return {
+        "several_records": (folder / "two.fasta", db, {}, "holds 2 sequences; give exactly one"),
+        "zero_records": (folder / "none.fasta", db, {}, "not a FASTA file"),
+        "empty_focus": (folder / "empty.fasta", db, {}, "focus file is empty"),
+        "non_protein": (folder / "chars.fasta", db, {}, "non-protein characters ['#', '1']"),
+        "nucleotides": (folder / "dna.fasta", db, {}, "looks like DNA/RNA"),
+        "range_mismatch": (folder / "range.fasta", db, {}, "range 1-300 says 300 residues"),
+        "missing_focus": (folder / "nope.fasta", db, {}, "focus file does not exist"),
+        "missing_db": (focus, folder / "nope_db.fasta", {}, "sequence database does not exist"),
+        "empty_db": (focus, folder / "empty_db.fasta", {}, "sequence database is empty"),
+        "not_fasta_db": (focus, folder / "not_fasta_db.fasta", {}, "not a protein FASTA"),
+        "no_hits": (focus, db, {"bitscore_per_residue": 5.0}, "no sequence scores 1965 bits"),
+    }
+
+
+def test_bad_input_is_one_line_nonzero_and_writes_nothing(tiny, tmp_path, capsys) -> None:
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    for case, (focus, database, options, problem) in _bad_inputs(tiny, inputs).items():
+        out = tmp_path / case
+        out.mkdir()
+        capsys.readouterr()
+        with pytest.raises(SystemExit) as exit_info:
+            run_logged(
+                str(tmp_path / f"{case}.log"),
+                align_family,
+                focus,
+                database,
+                out / "alignment.a2m",
+                iterations=1,
+                **options,
+            )
+        assert exit_info.value.code == 1, case
+        lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+        assert len(lines) == 1, (case, lines)
+        source = (
+            database if case in ("missing_db", "empty_db", "not_fasta_db", "no_hits") else focus
+        )
+        assert lines[0].startswith(f"error: {source}: "), (case, lines[0])
+        assert problem in lines[0], (case, lines[0])
+        assert list(out.iterdir()) == [], case
+
+
+# --------------------------------------------------------------------------- workflow
+def _workdir(tiny, root: Path, database_column: str = "db.fasta", source: str = "p53.fasta"):
+    shutil.copytree(REPO / ".test" / "config", root / "config")
+    shutil.copytree(REPO / ".test" / "data", root / "data")
+    shutil.copy(tiny["focus"], root / "data" / "p53.fasta")
+    shutil.copy(tiny["database"], root / "data" / "db.fasta")
+    sheet = root / "config" / "datasets.tsv"
+    rows = sheet.read_text().splitlines()
+    header = rows[0].split("\t") + ["database"]
+    body = [row + "\t" * (len(header) - len(row.split("\t"))) for row in rows[1:]]
+    extra = dict.fromkeys(header, "") | {
+        "dataset": "p53search",
+        "domain": "protein",
+        "source": source,
+        "database": database_column,
+    }
+    sheet.write_text(
+        "\n".join(["\t".join(header), *body, "\t".join(extra[h] for h in header)]) + "\n"
+    )
+    (root / "config" / "embed.tsv").write_text("dataset\tmodel\tsource\n")
+    config = yaml.safe_load((root / "config" / "config.yaml").read_text())
+    config["search"] = {"iterations": 2, "bitscore_per_residue": 0.1, "threads": 2}
+    (root / "config" / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    return root
+
+
+def _snakemake(workdir: Path, *args: str, env=None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [*SNAKEMAKE, "--directory", str(workdir), "--cores", "2", *args],
+        capture_output=True,
+        text=True,
+        cwd=workdir,
+        env=env,
+        check=False,
+        timeout=600,
+    )
+
+
+def _no_vae_env(root: Path) -> dict[str, str]:
+    (root / "vae").mkdir(parents=True)
+    (root / "vae" / "__init__.py").write_text('raise ImportError("vae imported at parse time")\n')
+    return os.environ | {
+        "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])
+    }
+
+
+def test_workflow_plans_the_search_without_importing_vae(tiny, tmp_path) -> None:
+    work = _workdir(tiny, tmp_path / "work")
+    result = _snakemake(work, "-n", env=_no_vae_env(tmp_path / "stub"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "align_family" in result.stdout
+    assert "results/protein/p53search/alignment.a2m" in result.stdout
+
+
+def test_workflow_refuses_a_database_for_an_alignment_source(tiny, tmp_path) -> None:
+    work = _workdir(tiny, tmp_path / "work", source="tinyfam.a2m")
+    result = _snakemake(work, "-n", env=_no_vae_env(tmp_path / "stub"))
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines()[-1] == (
+        "error: config/datasets.tsv row 'p53search': a database is searched only for a "
+        "protein source that is a sequence file (.fasta, .fa, .faa)"
+    )
+
+
+@pytest.mark.workflow
+def test_workflow_searches_then_preprocesses(tiny, tmp_path) -> None:
+    work = _workdir(tiny, tmp_path / "work")
+    result = _snakemake(work, "results/protein/p53search/preprocessed.h5ad")
+    assert result.returncode == 0, result.stderr[-3000:]
+    folder = work / "results" / "protein" / "p53search"
+    manifest = json.loads((folder / "alignment.manifest.json").read_text())
+    assert manifest["search"]["settings"]["iterations"] == 2
+    assert manifest["search"]["settings"]["threads"] == 2
+    assert (folder / "search_thresholds.tsv").is_file()
+    import anndata as ad
+
+    uns = ad.read_h5ad(folder / "preprocessed.h5ad").uns["preprocess"]
+    assert uns["search"]["database_sha256"] == sha256_file(work / "data" / "db.fasta")

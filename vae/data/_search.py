@@ -1,0 +1,426 @@
+"""Iterative profile-HMM search of a focus sequence against a sequence database (pyhmmer).
+
+The search follows HMMER's ``jackhmmer`` as pyhmmer implements it
+(:class:`pyhmmer.plan7.IterativeSearch`): a profile HMM is built from the focus sequence
+alone, the database is searched, the included hits (with the focus) are aligned to the
+model and a new HMM is built from that alignment, for up to ``iterations`` rounds or
+until no new sequence is included. Unlike ``pyhmmer.hmmer.jackhmmer``, the database is
+never loaded whole: each round streams it from disk in blocks of ``block_size``
+sequences, each block split over ``threads`` worker threads (HMMER's search releases the
+GIL), so memory is bounded by the blocks in flight and the hits. Several inclusion
+thresholds can be searched in lockstep, one pass over the database per round for all.
+
+Inclusion follows EVcouplings (``use_bitscores``): a sequence and a domain are reported
+and included when their bit score reaches ``bitscore_per_residue`` times the length of the
+focus sequence. EVE's alignment names carry the same number: ``P53_HUMAN_b0.1`` was
+built at 0.1 bits per residue, ``PTEN_HUMAN_b1.0`` at 1.0.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import logging
+import threading
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vae.data._search_a2m import focus_mode_rows
+from vae.errors import VAEInputError
+
+logger = logging.getLogger(__name__)
+
+#: Defaults: EVcouplings' jackhmmer protocol (5 iterations, 0.5 bits per residue).
+DEFAULT_ITERATIONS = 5
+DEFAULT_BITSCORE_PER_RESIDUE = 0.5
+#: Sequences read from the database per block (about 35 MB of UniRef100 residues).
+DEFAULT_BLOCK_SIZE = 100_000
+
+
+@dataclass
+class SearchResult:
+    """A family alignment found by :func:`search_family`.
+
+    Attributes
+    ----------
+    rows
+        ``(name, a2m row)`` pairs, the focus first (``id/start-end`` in its own numbering),
+        then every included domain as ``name/start-end`` of the database sequence.
+        Upper case and ``-``: the focus sequence's match columns; lower case and ``.``:
+        insertions.
+    record
+        Provenance: settings, database checksum and size, hits per iteration.
+    """
+
+    rows: list[tuple[str, str]]
+    record: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class _State:
+    """One threshold's iterative search between database passes."""
+
+    bitscore_per_residue: float
+    threshold: float
+    builder: Any
+    hmm: Any = None
+    msa: Any = None
+    hits: Any = None
+    ranking: Any = None
+    n_previous: int = 1
+    converged: bool = False
+    iterations: list[dict[str, Any]] = field(default_factory=list)
+
+
+class _HashingReader(io.RawIOBase):
+    """A binary reader that feeds every byte it hands out to SHA-256."""
+
+    def __init__(self, raw: io.BufferedReader) -> None:
+        self._raw = raw
+        self.digest = hashlib.sha256()
+        self.n_bytes = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        n = self._raw.readinto(buffer)
+        if n:
+            self.digest.update(memoryview(buffer)[:n])
+            self.n_bytes += n
+        return n
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
+
+
+class _Database:
+    """Open the database for one pass: FASTA, plain or gzip; the first pass hashes it."""
+
+    def __init__(self, path: Path, alphabet, *, hash_it: bool) -> None:
+        self.path, self.alphabet, self.hasher = path, alphabet, None
+        raw = open(path, "rb")  # noqa: SIM115 (closed in __exit__)
+        if hash_it:
+            self.hasher = raw = _HashingReader(raw)
+        self._raw = raw
+        self._text = gzip.GzipFile(fileobj=raw) if _is_gzip(path) else raw
+
+    def __enter__(self):
+        from pyhmmer import easel
+
+        self._file = easel.SequenceFile(
+            self._text, format="fasta", digital=True, alphabet=self.alphabet
+        )
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._file.close()
+        self._text.close()
+        self._raw.close()
+
+    def blocks(self, size: int):
+        """Yield digital sequence blocks of up to ``size`` sequences until the end."""
+        while True:
+            try:
+                block = self._file.read_block(sequences=size)
+            except (ValueError, EOFError, OSError, gzip.BadGzipFile) as err:
+                problem = " ".join(str(err).split()) or type(err).__name__
+                raise VAEInputError(self.path, f"not a protein FASTA database: {problem}") from err
+            if not len(block):
+                return
+            yield block
+
+
+def _is_gzip(path: Path) -> bool:
+    with open(path, "rb") as handle:
+        return handle.read(2) == b"\x1f\x8b"
+
+
+def check_database(path: str | Path) -> Path:
+    """Return the database path, or raise :class:`VAEInputError` when it cannot be searched."""
+    path = Path(path)
+    if not path.is_file():
+        raise VAEInputError(path, "sequence database does not exist")
+    if path.stat().st_size == 0:
+        raise VAEInputError(path, "sequence database is empty")
+    return path
+
+
+#: Sequences per search task: threads take tasks as they free up (HMMER's workers take
+#: blocks of 1,000), so a stretch of true hits, slow to align, does not hold up a pass.
+SLICE_SIZE = 1000
+_local = threading.local()
+
+
+def _split(block, size: int = SLICE_SIZE) -> list:
+    """Split a sequence block into contiguous slices of ``size`` sequences."""
+    return [block[i : i + size] for i in range(0, len(block), size)]
+
+
+def _search_slice(hmm, threshold: float, block):
+    """Search one slice with this thread's pipeline for ``threshold`` (reused, cleared)."""
+    from pyhmmer import plan7
+
+    pipelines = _local.__dict__.setdefault("pipelines", {})
+    pipeline = pipelines.get((threshold, hmm.alphabet.type))
+    if pipeline is None:
+        pipeline = pipelines[threshold, hmm.alphabet.type] = plan7.Pipeline(
+            hmm.alphabet, T=threshold, domT=threshold, incT=threshold, incdomT=threshold
+        )
+    try:
+        return pipeline.search_hmm(hmm, block)
+    finally:
+        pipeline.clear()
+
+
+def _search_pass(
+    database: _Database, states: list[_State], *, block_size: int, threads: int
+) -> dict[str, int]:
+    """Search every state's HMM against the whole database in one streamed pass."""
+    parts: list[list] = [[] for _ in states]
+    pending: deque = deque()
+    counts = {"n_sequences": 0, "n_residues": 0}
+    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
+        for block in database.blocks(block_size):
+            counts["n_sequences"] += len(block)
+            counts["n_residues"] += sum(len(seq) for seq in block)
+            # the tasks of the previous block keep the threads busy while this one is read
+            while pending and pending[0][1] < counts["n_sequences"] - len(block):
+                index, _, future = pending.popleft()
+                parts[index].append(future.result())
+                if len(parts[index]) >= 256:  # bound the number of small TopHits kept
+                    parts[index] = [parts[index][0].merge(*parts[index][1:])]
+            for index, state in enumerate(states):
+                for piece in _split(block):
+                    future = pool.submit(_search_slice, state.hmm, state.threshold, piece)
+                    pending.append((index, counts["n_sequences"], future))
+        for index, _, future in pending:
+            parts[index].append(future.result())
+    if counts["n_sequences"] == 0:
+        raise VAEInputError(database.path, "sequence database holds no sequences")
+    for state, found in zip(states, parts, strict=True):
+        hits = found[0].merge(*found[1:])
+        hits.sort(by="key")
+        state.hits = hits
+    return counts
+
+
+def _advance(state: _State, focus, iteration: int, seconds: float) -> None:
+    """Count a round's hits and build the next round's alignment (as pyhmmer's jackhmmer)."""
+    hits = state.hits
+    n_new = hits.compare_ranking(state.ranking)
+    state.msa = hits.to_msa(
+        focus.alphabet,
+        sequences=[focus],
+        traces=[_focus_trace(state.hmm, focus, first=iteration == 1)],
+        all_consensus_cols=True,
+        digitize=True,
+    )
+    state.msa.name = focus.name
+    n_rows = len(state.msa.sequences)
+    state.converged = n_new == 0 and n_rows <= state.n_previous
+    state.n_previous = n_rows
+    included = list(hits.included)
+    state.iterations.append(
+        {
+            "iteration": iteration,
+            "hmm_length": int(state.hmm.M),
+            "n_sequences_included": len(included),
+            "n_domains_included": sum(len(list(hit.domains.included)) for hit in included),
+            "n_new": int(n_new),
+            "converged": state.converged,
+            "seconds": round(seconds, 3),
+        }
+    )
+    logger.info("search %.2f bits/residue: %s", state.bitscore_per_residue, state.iterations[-1])
+
+
+def _focus_trace(hmm, focus, *, first: bool = False):
+    """Return the focus's path through ``hmm`` for the round's alignment.
+
+    All match states for the single-sequence model of round one (as pyhmmer's jackhmmer);
+    for models built later, whose length differs from the focus's, its ``hmmalign`` path.
+    """
+    from pyhmmer import easel, plan7
+
+    if first and hmm.M == len(focus):
+        return plan7.Trace.from_sequence(focus)
+    block = easel.DigitalSequenceBlock(focus.alphabet, [focus])
+    return plan7.TraceAligner().compute_traces(hmm, block)[0]
+
+
+def _digitize_focus(focus: tuple[str, str]):
+    from pyhmmer import easel
+
+    name, sequence = focus
+    alphabet = easel.Alphabet.amino()
+    try:
+        text = easel.TextSequence(name=name, sequence=sequence.upper())
+        return text.digitize(alphabet)
+    except ValueError as err:
+        raise VAEInputError(name, f"focus sequence is not a protein sequence ({err})") from err
+
+
+def search_family_thresholds(
+    focus: tuple[str, str],
+    database: str | Path,
+    thresholds: list[float],
+    *,
+    iterations: int = DEFAULT_ITERATIONS,
+    block_size: int = DEFAULT_BLOCK_SIZE,
+    threads: int = 1,
+) -> list[SearchResult]:
+    """Search several inclusion thresholds in lockstep: one database pass per round for all.
+
+    Parameters
+    ----------
+    focus
+        ``(id, sequence)`` of the focus protein; an ``id/start-end`` range gives the
+        numbering of its first residue (1 without one).
+    database
+        Protein FASTA file, plain or gzip-compressed.
+    thresholds
+        Inclusion thresholds in bits per residue of the focus length.
+    iterations
+        Largest number of search rounds (``jackhmmer -N``); a search stops earlier when a
+        round includes no new sequence.
+    block_size
+        Sequences read from the database at a time.
+    threads
+        Worker threads searching slices of each block.
+
+    Returns
+    -------
+    list of SearchResult
+        One per threshold, in the order given; see :func:`search_family`.
+    """
+    from pyhmmer import easel, plan7
+
+    if iterations < 1 or block_size < 1 or threads < 1 or not thresholds:
+        raise ValueError("iterations, block_size, threads and thresholds must be positive")
+    database = check_database(database)
+    digital = _digitize_focus(focus)
+    background = plan7.Background(digital.alphabet)
+    length = len(digital)
+    states = []
+    for bits in thresholds:
+        builder = plan7.Builder(digital.alphabet)
+        hmm, _, _ = builder.build(digital, background)
+        states.append(_State(bits, bits * length, builder, hmm=hmm, ranking=easel.KeyHash()))
+    started, sha256, counts, passes = time.perf_counter(), None, {}, 0
+    for iteration in range(1, iterations + 1):
+        active = [state for state in states if not state.converged]
+        if not active:
+            break
+        for state in active:
+            if state.msa is not None:
+                state.hmm, _, _ = state.builder.build_msa(state.msa, background)
+        tick = time.perf_counter()
+        with _Database(database, digital.alphabet, hash_it=sha256 is None) as handle:
+            counts = _search_pass(handle, active, block_size=block_size, threads=threads)
+            if handle.hasher is not None:
+                sha256, n_bytes = handle.hasher.digest.hexdigest(), handle.hasher.n_bytes
+        passes += 1
+        for state in active:
+            _advance(state, digital, iteration, time.perf_counter() - tick)
+    database_record = {"path": str(database), "bytes": n_bytes, "sha256": sha256, "passes": passes}
+    database_record |= counts
+    wall = time.perf_counter() - started
+    return [
+        _finish(state, focus, digital, database_record, iterations, block_size, threads, wall)
+        for state in states
+    ]
+
+
+def _finish(state, focus, digital, database, iterations, block_size, threads, wall):
+    """Align the final round's hits and the focus to the final HMM; the provenance record."""
+    import pyhmmer
+
+    n_included = len(list(state.hits.included))
+    record = {
+        "method": "iterative profile-HMM search (jackhmmer-style, pyhmmer)",
+        "focus": {"id": focus[0], "length": len(digital)},
+        "database": database,
+        "settings": {
+            "iterations": iterations,
+            "bitscore_per_residue": state.bitscore_per_residue,
+            "threshold_bits": round(state.threshold, 3),
+            "block_size": block_size,
+            "threads": threads,
+            "pyhmmer": pyhmmer.__version__,
+        },
+        "iterations": state.iterations,
+        "converged": state.converged,
+        "n_sequences_included": n_included,
+    }
+    if n_included == 0:
+        return SearchResult(rows=[], record=record)
+    msa = state.hits.to_msa(
+        digital.alphabet,
+        sequences=[digital],
+        traces=[_focus_trace(state.hmm, digital)],
+        trim=True,
+        all_consensus_cols=True,
+    )
+    rows = focus_mode_rows(focus, list(msa.names), list(msa.alignment))
+    record["n_rows"] = len(rows)
+    record["n_match_columns"] = sum(c.isupper() or c == "-" for c in rows[0][1])
+    record["wall_seconds"] = round(wall, 3)
+    return SearchResult(rows=rows, record=record)
+
+
+def search_family(
+    focus: tuple[str, str],
+    database: str | Path,
+    *,
+    iterations: int = DEFAULT_ITERATIONS,
+    bitscore_per_residue: float = DEFAULT_BITSCORE_PER_RESIDUE,
+    block_size: int = DEFAULT_BLOCK_SIZE,
+    threads: int = 1,
+) -> SearchResult:
+    """Find a focus protein's family in a sequence database and align it (A2M).
+
+    Parameters
+    ----------
+    focus
+        ``(id, sequence)``; an ``id/start-end`` range gives the numbering.
+    database
+        Protein FASTA file, plain or gzip-compressed, read in blocks (never whole).
+    iterations
+        Largest number of search rounds (EVcouplings: 5).
+    bitscore_per_residue
+        Inclusion threshold in bits per focus residue (EVcouplings' default 0.5; EVE's
+        ``b0.1`` alignments used 0.1).
+    block_size
+        Sequences read from the database at a time.
+    threads
+        Worker threads.
+
+    Returns
+    -------
+    SearchResult
+        The A2M rows (focus first) and the provenance record. Raises
+        :class:`~vae.errors.VAEInputError` when no sequence reaches the threshold.
+    """
+    (result,) = search_family_thresholds(
+        focus,
+        database,
+        [bitscore_per_residue],
+        iterations=iterations,
+        block_size=block_size,
+        threads=threads,
+    )
+    if not result.rows:
+        settings = result.record["settings"]
+        raise VAEInputError(
+            database,
+            f"no sequence scores {settings['threshold_bits']:g} bits or more against the "
+            f"focus ({bitscore_per_residue:g} bits per residue x {len(focus[1])} residues)",
+        )
+    return result

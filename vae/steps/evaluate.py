@@ -1,0 +1,192 @@
+"""Evaluate a trained model: held-out likelihoods, variant effects, embedding metrics."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+
+from vae._constants import KEYS
+from vae._io import read_embedding, read_h5ad, write_json_atomic, write_text_atomic
+from vae.data import preprocess_obs_keys, read_variant_labels
+from vae.errors import VAEInputError
+from vae.metrics import (
+    SCAN_SCORE_COLUMNS,
+    embedding_metrics,
+    evaluate_scan,
+    evaluation_cells,
+    eve_metrics,
+    pca_baseline,
+    variant_auc,
+)
+from vae.metrics._samples import read_samples, sample_statistics
+from vae.model import load_model
+from vae.steps.score import load_members, member_columns, member_seed
+
+
+def evaluate_protein(
+    model_dirs: str | Path | list[str | Path],
+    data: str | Path,
+    scores: str | Path,
+    output: str | Path,
+    *,
+    labels: str | Path | None = None,
+    protein: str | None = None,
+    samples: str | Path | None = None,
+    scan: str | Path | None = None,
+    scan_scores: str | Path | None = None,
+    scan_score_column: str = "score",
+    scan_higher_is_fitter: bool = True,
+    score_settings: dict[str, Any] | None = None,
+    evidence_samples: int = 100,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Held-out ELBO and log-evidence vs the site-independent model; AUC and scan ρ.
+
+    The site-independent model is fit on the model's training sequences and scores the
+    same variants. With ``labels``, the ROC AUC of ``evol_index`` (from ``scores``); with
+    ``scan`` (a deep mutational scan, :func:`vae.data.read_scan`), the Spearman ρ of both
+    models on the scan's variants, scored here with ``score_settings`` (the
+    :meth:`~vae.model.SequenceModel.log_likelihood` keywords of the scoring step), and the
+    variants skipped by reason; ``scan_scores`` receives the per-variant table. With
+    ``samples`` (``samples.fasta``), sample statistics (see :func:`sample_statistics`).
+
+    Several model folders are a seed ensemble (``scores`` holds their mean evol index):
+    the AUC and ρ are the ensemble's, ``members`` gives each member's seed, AUC and ρ;
+    held-out likelihoods and the baseline are those of the first (main) model.
+    """
+    dirs = [model_dirs] if isinstance(model_dirs, (str, Path)) else list(model_dirs)
+    members = load_members(dirs)
+    model = members[0]
+    adata = read_h5ad(data)
+    val = model.validation_index
+    codes = np.asarray(adata.X)
+    weights = adata.obs[KEYS.WEIGHT].to_numpy()
+    site = model.site_independent_baseline(adata)
+    metrics: dict[str, Any] = {
+        "n_sequences": int(adata.n_obs),
+        "n_columns": int(adata.n_vars),
+        "neff": float(weights.sum()),
+        "n_heldout": int(val.size),
+    }
+    if val.size:
+        metrics |= _heldout_likelihoods(model, adata[val], "sequence", evidence_samples, seed)
+        metrics |= {
+            "heldout_site_independent_loglik_per_sequence": float(
+                site.log_likelihood(codes[val]).mean()
+            ),
+        }
+    table = pd.read_csv(scores)
+    metrics["n_variants_scored"] = int(len(table))
+    if labels is not None:
+        label_table = read_variant_labels(labels, protein)
+        metrics |= variant_auc(table, label_table)
+        if "eve_score" in table:
+            metrics |= eve_metrics(table, label_table)
+        site_table = site.score_single_mutants()
+        metrics |= {
+            f"site_independent_{k}": v for k, v in variant_auc(site_table, label_table).items()
+        }
+    if scan is not None:
+        metrics |= evaluate_scan(
+            members,
+            site,
+            scan,
+            scan_scores,
+            score_column=scan_score_column,
+            higher_is_fitter=scan_higher_is_fitter,
+            score_settings=score_settings or {},
+        )
+    elif scan_scores is not None:  # the workflow's output exists whatever the sheet says
+        write_text_atomic(scan_scores, ",".join(SCAN_SCORE_COLUMNS) + "\n")
+    if len(members) > 1:
+        metrics["members"] = _member_metrics(members, table, metrics, labels, protein)
+    if samples is not None:
+        generated = read_samples(samples, adata.n_vars)
+        metrics |= sample_statistics(generated, codes, weights)
+    write_json_atomic(output, metrics)
+    return metrics
+
+
+def _member_metrics(
+    members: list, table: pd.DataFrame, metrics: dict, labels, protein
+) -> list[dict[str, Any]]:
+    """Seed, ClinVar AUC and scan ρ of each member of an ensemble."""
+    seeds = [member_seed(m, i) for i, m in enumerate(members)]
+    rows = [{"seed": s} for s in seeds]
+    if labels is not None:
+        label_table = read_variant_labels(labels, protein)
+        for row, column in zip(rows, member_columns(seeds), strict=True):
+            member = table[["mutant", column]].rename(columns={column: "evol_index"})
+            if "roc_auc" in (auc := variant_auc(member, label_table)):
+                row["roc_auc"] = auc["roc_auc"]
+    for row, rho in zip(rows, metrics.get("dms_member_spearman", []), strict=False):
+        row["dms_spearman"] = rho
+    return rows
+
+
+def _heldout_likelihoods(
+    model, heldout: ad.AnnData, unit: str, n_samples: int, seed: int
+) -> dict[str, float | int]:
+    """Held-out ELBO (posterior mean), and the log-evidence with the ELBO of its own draws."""
+    evidence, sampled = model.log_evidence(heldout, n_samples=n_samples, seed=seed)
+    return {
+        f"heldout_elbo_per_{unit}": float(model.elbo(heldout).mean()),
+        f"heldout_elbo_sampled_per_{unit}": float(sampled.mean()),
+        f"heldout_log_evidence_per_{unit}": float(evidence.mean()),
+        f"heldout_evidence_gap_per_{unit}": float((evidence - sampled).mean()),
+        "evidence_samples": int(n_samples),
+    }
+
+
+def evaluate_expression(
+    model_dir: str | Path,
+    data: str | Path,
+    embedding: str | Path,
+    output: str | Path,
+    *,
+    seed: int = 0,
+    max_cells: int = 50_000,
+    evidence_samples: int = 100,
+) -> dict[str, Any]:
+    """Held-out ELBO and log-evidence per cell, label/batch metrics of X_vae and of PCA.
+
+    The held-out log-evidence is importance-weighted with ``evidence_samples`` draws
+    (:meth:`~vae.model.BaseModel.log_evidence`, as scvi-tools' ``get_marginal_ll``), next
+    to the ELBO of the same draws and their gap.
+
+    The counts stay on disk: only the validation cells (for the ELBO) and the evaluated
+    cells (:func:`evaluation_cells`; for the metrics and the PCA baseline, fitted on
+    those cells) are read. ``metrics.json`` records ``n_cells_evaluated``.
+    """
+    model = load_model(model_dir)
+    adata = read_h5ad(data, backed=True)
+    latent = read_embedding(embedding, KEYS.X_VAE).obsm[KEYS.X_VAE]
+    if latent.shape[0] != adata.n_obs:
+        raise VAEInputError(
+            embedding, f"{latent.shape[0]} embedded cells, but {data} has {adata.n_obs}"
+        )
+    val = model.validation_index
+    keys = preprocess_obs_keys(adata)
+    cells = evaluation_cells(adata.n_obs, max_cells, seed)
+    obs = adata.obs.iloc[cells]
+    labels = obs[keys["label_key"]].to_numpy() if "label_key" in keys else None
+    batches = obs[keys["batch_key"]].to_numpy() if "batch_key" in keys else None
+    metrics: dict[str, Any] = {
+        "n_cells": int(adata.n_obs),
+        "n_genes": int(adata.n_vars),
+        "n_cells_evaluated": int(cells.size),
+    }
+    if val.size:
+        heldout = adata[val].to_memory()
+        metrics |= _heldout_likelihoods(model, heldout, "cell", evidence_samples, seed)
+    metrics["vae"] = embedding_metrics(latent[cells], labels, batches, seed=seed)
+    counts = adata[cells].to_memory().X
+    adata.file.close()
+    baseline = pca_baseline(counts, latent.shape[1], seed=seed)
+    metrics["pca_baseline"] = embedding_metrics(baseline, labels, batches, seed=seed)
+    write_json_atomic(output, metrics)
+    return metrics
