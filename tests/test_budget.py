@@ -74,3 +74,29 @@ def test_both_set_is_one_line_error() -> None:
 def test_bad_budget_values_are_named(settings, message) -> None:
     with pytest.raises(VAEInputError, match=message):
         resolve_max_steps(settings, n_train=5, n_cells=6, where="train.expression")
+
+
+def test_train_step_trains_the_epochs_it_is_given(tmp_path) -> None:
+    """``max_epochs`` reaches the trainer through the workflow's train step."""
+    import json
+    import math
+    from pathlib import Path
+
+    from vae import steps
+    from vae._io import read_h5ad
+
+    data = Path(__file__).resolve().parents[1] / ".test" / "data" / "tinycells.h5ad"
+    steps.preprocess_expression(data, tmp_path / "cells.h5ad")
+    steps.train_model(
+        tmp_path / "cells.h5ad",
+        tmp_path / "model",
+        tmp_path / "history.tsv",
+        domain="expression",
+        model_kwargs={"n_latent": 2, "n_hidden": 8},
+        train_kwargs={"max_steps": None, "max_epochs": 3, "batch_size": 32, "eval_every": 5},
+        device="cpu",
+    )
+    info = json.loads((tmp_path / "model" / "model.json").read_text())["info"]["train"]
+    n_cells = read_h5ad(tmp_path / "cells.h5ad").n_obs
+    n_train = n_cells - len(info["val_index"])
+    assert info["steps"] == info["max_steps"] == 3 * math.ceil(n_train / 32)

@@ -174,3 +174,15 @@ def test_metrics_table_without_label_metrics(tmp_path: Path) -> None:
     metrics = {"n_cells": 10, "vae": {}, "pca_baseline": {}}
     assert metrics_table(metrics).empty
     _draw_twice(tmp_path, lambda out: plot_metrics_table(metrics, out))
+
+
+def test_every_embedding_metric_has_a_description() -> None:
+    from vae.metrics import embedding_metrics
+    from vae.plotting._expression import METRIC_DESCRIPTIONS
+
+    rng = np.random.default_rng(0)
+    labels = np.repeat(["a", "b", "c"], 20)
+    embedding = rng.normal(size=(60, 4)) + (labels == "a")[:, None] * 3
+    batches = np.tile(["x", "y"], 30)
+    names = set(embedding_metrics(embedding, labels, batches, seed=0))
+    assert names == set(METRIC_DESCRIPTIONS)

@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -126,3 +127,23 @@ def read_h5ad(path: str | Path, *, backed: bool = False) -> Any:
         return ad.read_h5ad(path, backed="r" if backed else None)
     except Exception as err:
         raise VAEInputError(path, unreadable(err, "AnnData")) from err
+
+
+@contextlib.contextmanager
+def staged_directory(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary folder beside ``path`` that replaces ``path`` whole on success.
+
+    On an error the temporary folder is removed and an earlier ``path`` stays as it was.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    staging.chmod(0o755)
+    try:
+        yield staging
+        if path.exists():
+            shutil.rmtree(path)
+        staging.rename(path)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)

@@ -18,6 +18,7 @@ from vae.plotting._figures import _save
 METRIC_DESCRIPTIONS = {
     "leiden_ari": "Leiden clusters vs labels, adjusted Rand index",
     "leiden_nmi": "Leiden clusters vs labels, normalised mutual info.",
+    "kmeans_ari": "KMeans (k = no. of labels) vs labels, ARI, 5 seeds",
     "knn_accuracy": "kNN(15) label accuracy, 5-fold cross-validated",
     "silhouette_label": "silhouette of labels",
     "batch_mixing_silhouette": "batch mixing, 1 - |batch silhouette|",

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -15,7 +13,13 @@ import pandas as pd
 
 from vae._constants import FILES, KEYS
 from vae._device import resolve_device
-from vae._io import atomic_path, read_h5ad, write_h5ad_atomic, write_json_atomic
+from vae._io import (
+    atomic_path,
+    read_h5ad,
+    staged_directory,
+    write_h5ad_atomic,
+    write_json_atomic,
+)
 from vae.errors import VAEInputError
 from vae.metrics import knn_label_transfer, mapping_metrics
 from vae.model import CountModel, QueryTraining, load_model, map_query_model
@@ -264,22 +268,13 @@ def _write_outputs(
 ) -> None:
     """Write the mapped model folder (staged), the ``.h5ad``, metrics and manifest."""
     folder = mapped_model_dir(output)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-    staging.chmod(0o755)
-    try:
+    with staged_directory(folder) as staging:
         mapped.save(staging)
         if ref_cells is not None:
             write_h5ad_atomic(ref_cells, staging / REFERENCE_FILE)
         if record.get("history"):
             with atomic_path(staging / "query_history.tsv") as tmp:
                 pd.DataFrame(record["history"]).to_csv(tmp, sep="\t", index=False)
-        if folder.exists():
-            shutil.rmtree(folder)
-        staging.rename(folder)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging)
     stem = output.name.removesuffix(".h5ad")
     if metrics is not None:
         write_json_atomic(output.with_name(f"{stem}.metrics.json"), metrics)

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
-import tempfile
 import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from vae._device import resolve_device
-from vae._io import atomic_path, read_h5ad, sha256_file
+from vae._io import atomic_path, read_h5ad, sha256_file, staged_directory
 from vae.data import read_variant_labels
 from vae.data._backed import use_backed
 from vae.errors import VAEInputError
@@ -112,11 +110,7 @@ def train_model(
     except NonFiniteLossError as err:  # one line naming the settings; no model is written
         raise VAEInputError(f"train.{domain}", str(err)) from err
 
-    model_dir = Path(model_dir)
-    model_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{model_dir.name}.", dir=model_dir.parent))
-    staging.chmod(0o755)
-    try:
+    with staged_directory(model_dir) as staging:
         model.save(staging)
         write_manifest(
             staging,
@@ -129,12 +123,6 @@ def train_model(
         )
         with atomic_path(history) as tmp:
             result.history.to_csv(tmp, sep="\t", index=False)
-        if model_dir.exists():
-            shutil.rmtree(model_dir)
-        staging.rename(model_dir)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging)
     if checkpoint is not None:
         Path(checkpoint).unlink(missing_ok=True)
     return {"steps": result.steps, "seconds": result.seconds}
