@@ -355,6 +355,7 @@ def workflow_started(request, tmp_path_factory, bad):
     # no batch-embedding or mapping queries: they would name models of the real sheet
     (work / "config" / "embed.tsv").write_text("dataset\tmodel\tsource\n")
     (work / "config" / "map.tsv").write_text("dataset\tmodel\tsource\n")
+    (work / "config" / "variant_lists.tsv").write_text("name\tdataset\tvariants\n")
     # zero genes after QC for cells_qc; the other expression rows fail on their own check first
     _edit_config(work, lambda c: c["preprocess"]["expression"].update(min_cells=1000))
     targets = [

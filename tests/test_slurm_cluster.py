@@ -38,7 +38,14 @@ TEST_DIR = Path(".test")
 TEST_CONFIG = TEST_DIR / "config" / "config.yaml"
 
 # rules that the cluster profile sends to the `gpu` partition; all others run in `cpu`
-GPU_RULES = {"train_model", "train_member", "map_query", "embed_dataset", "score_variants"}
+GPU_RULES = {
+    "train_model",
+    "train_member",
+    "map_query",
+    "embed_dataset",
+    "score_variants",
+    "score_variant_list",
+}
 PARTITIONS = {"cpu", "gpu"}
 
 # artifacts per dataset, as in all_outputs() of workflow/rules/common.smk (the model

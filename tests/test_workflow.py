@@ -69,6 +69,13 @@ def test_protein_artifacts(workdir: Path) -> None:
     assert 0.0 <= metrics["sample_nearest_natural_identity_mean"] <= 1.0
     history = pd.read_csv(out / "history.tsv", sep="\t")
     assert {"train_elbo", "val_elbo", "train_kl", "val_reconstruction"} <= set(history.columns)
+    # the variant-list sheet: every row of the list back with its status, in order
+    listed = pd.read_csv(out / "variant_lists" / "scan.csv")
+    assert (
+        listed["mutant"].tolist()
+        == pd.read_csv(workdir / "data" / "tinyfam_dms.csv")["mutant"].tolist()
+    )
+    assert listed.loc[listed["status"] == "scored", "evol_index"].notna().all()
     # the sheet's scan: ρ of both models, every variant accounted for, a learning curve
     scan = pd.read_csv(out / "dms_scores.csv")
     assert metrics["dms_n_scored"] == len(scan) > 0

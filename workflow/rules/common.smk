@@ -397,3 +397,43 @@ def map_outputs():
         for name, row in MAPPED.iterrows()
         for suffix in (".h5ad", ".manifest.json", "_model")
     ]
+
+
+# Variant lists (config: score.variant_lists): any single or multiple mutants of a dataset.
+def read_variant_lists(path):
+    """The variant-list sheet: a named CSV of mutants per protein dataset."""
+    columns = ["name", "dataset", "variants"]
+    if not path:
+        return pd.DataFrame(columns=columns)
+    if not Path(path).is_file():
+        sys.exit(f"error: {path}: variant-list sheet does not exist")
+    sheet = pd.read_csv(path, sep="\t", dtype=str, comment="#").fillna("")
+    for index, row in sheet.iterrows():
+        check(row.to_dict(), "variant_lists.schema.yaml", f"{path} row {index + 1}")
+        if row["dataset"] not in DATASETS.index:
+            sys.exit(
+                f"error: {path}: dataset {row['dataset']!r} is not a dataset of the main sheet"
+            )
+        if DATASETS.loc[row["dataset"], "domain"] != "protein":
+            sys.exit(f"error: {path}: {row['dataset']!r} is not a protein dataset")
+    if sheet.duplicated(["dataset", "name"]).any():
+        sys.exit(f"error: {path}: duplicate list names for one dataset")
+    return sheet.set_index(["dataset", "name"], drop=False)
+
+
+VARIANT_LISTS = read_variant_lists(config["score"].get("variant_lists", ""))
+
+
+def variant_list_path(wildcards):
+    """The variants CSV of a list, under data_dir."""
+    row = VARIANT_LISTS.loc[(wildcards.dataset, wildcards.variant_list)]
+    return str(Path(config["data_dir"]) / row["variants"])
+
+
+def variant_list_outputs():
+    """Scored variant lists of every row of the variant-list sheet."""
+    return [
+        f"results/protein/{dataset}/variant_lists/{name}.csv"
+        for dataset, name in VARIANT_LISTS.index
+    ]
+

@@ -22,3 +22,31 @@ rule score_variants:
         device=config["device"],
     script:
         "../scripts/score_variants.py"
+
+
+# Any list of single or multiple mutants (config: score.variant_lists), scored by the
+# dataset's model or seed ensemble with the same draws as the scan.
+rule score_variant_list:
+    input:
+        models=member_models,
+        variants=variant_list_path,
+    output:
+        "results/protein/{dataset}/variant_lists/{variant_list}.csv",
+    log:
+        "logs/score_variant_list/{dataset}/{variant_list}.log",
+    conda:
+        "../envs/vae.yaml"
+    threads: 2
+    resources:
+        # memory is bounded by score.chunk_size variants, not by the list
+        mem_mb=4000,
+        runtime=60,
+    params:
+        n_samples=config["score"]["n_samples"],
+        common_draws=config["score"]["common_draws"],
+        estimator=config["score"]["estimator"],
+        chunk_size=config["score"]["chunk_size"],
+        seed=config["seed"],
+        device=config["device"],
+    script:
+        "../scripts/score_variant_list.py"
