@@ -12,6 +12,8 @@ GAP = "-"
 AMBIGUOUS_RESIDUES = frozenset("BZXJUO*")
 #: A2M/A3M insertions: lower-case residues and ``.`` gaps outside the match columns.
 INSERTION = re.compile(r"[a-z.]")
+#: ``name/start-end`` sequence identifiers: the residue range that numbers a sequence.
+SEQUENCE_RANGE = re.compile(r"^(?P<name>.+)/(?P<start>\d+)-(?P<end>\d+)$")
 #: Alignment and sequence file suffixes and the Biopython format that reads each.
 ALIGNMENT_FORMATS = {
     ".a2m": "fasta",

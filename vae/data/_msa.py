@@ -17,13 +17,13 @@ from vae._alphabet import (
     GAP,
     INSERTION,
     PROTEIN_ALPHABET,
+    SEQUENCE_RANGE,
 )
 from vae.data._weights import sequence_weights
 from vae.errors import VAEInputError
 
 logger = logging.getLogger(__name__)
 
-_RANGE = re.compile(r"^(?P<name>.+)/(?P<start>\d+)-(?P<end>\d+)$")
 _VALID_MATCH = re.compile(r"^[A-Z\-*]*$")
 
 
@@ -116,7 +116,7 @@ def _restore_insert_gaps(records: list[tuple[str, str]]) -> list[tuple[str, str]
 
 
 def _focus_start(focus_id: str) -> int:
-    match = _RANGE.match(focus_id)
+    match = SEQUENCE_RANGE.match(focus_id)
     return int(match["start"]) if match else 1
 
 

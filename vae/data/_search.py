@@ -18,9 +18,6 @@ built at 0.1 bits per residue, ``PTEN_HUMAN_b1.0`` at 1.0.
 
 from __future__ import annotations
 
-import gzip
-import hashlib
-import io
 import logging
 import threading
 import time
@@ -31,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from vae.data._search_a2m import focus_mode_rows
+from vae.data._seqdb import SequenceDatabase, check_database
 from vae.errors import VAEInputError
 
 logger = logging.getLogger(__name__)
@@ -77,81 +75,6 @@ class _State:
     iterations: list[dict[str, Any]] = field(default_factory=list)
 
 
-class _HashingReader(io.RawIOBase):
-    """A binary reader that feeds every byte it hands out to SHA-256."""
-
-    def __init__(self, raw: io.BufferedReader) -> None:
-        self._raw = raw
-        self.digest = hashlib.sha256()
-        self.n_bytes = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int:
-        n = self._raw.readinto(buffer)
-        if n:
-            self.digest.update(memoryview(buffer)[:n])
-            self.n_bytes += n
-        return n
-
-    def close(self) -> None:
-        self._raw.close()
-        super().close()
-
-
-class _Database:
-    """Open the database for one pass: FASTA, plain or gzip; the first pass hashes it."""
-
-    def __init__(self, path: Path, alphabet, *, hash_it: bool) -> None:
-        self.path, self.alphabet, self.hasher = path, alphabet, None
-        raw = open(path, "rb")  # noqa: SIM115 (closed in __exit__)
-        if hash_it:
-            self.hasher = raw = _HashingReader(raw)
-        self._raw = raw
-        self._text = gzip.GzipFile(fileobj=raw) if _is_gzip(path) else raw
-
-    def __enter__(self):
-        from pyhmmer import easel
-
-        self._file = easel.SequenceFile(
-            self._text, format="fasta", digital=True, alphabet=self.alphabet
-        )
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._file.close()
-        self._text.close()
-        self._raw.close()
-
-    def blocks(self, size: int):
-        """Yield digital sequence blocks of up to ``size`` sequences until the end."""
-        while True:
-            try:
-                block = self._file.read_block(sequences=size)
-            except (ValueError, EOFError, OSError, gzip.BadGzipFile) as err:
-                problem = " ".join(str(err).split()) or type(err).__name__
-                raise VAEInputError(self.path, f"not a protein FASTA database: {problem}") from err
-            if not len(block):
-                return
-            yield block
-
-
-def _is_gzip(path: Path) -> bool:
-    with open(path, "rb") as handle:
-        return handle.read(2) == b"\x1f\x8b"
-
-
-def check_database(path: str | Path) -> Path:
-    """Return the database path, or raise :class:`VAEInputError` when it cannot be searched."""
-    path = Path(path)
-    if not path.is_file():
-        raise VAEInputError(path, "sequence database does not exist")
-    if path.stat().st_size == 0:
-        raise VAEInputError(path, "sequence database is empty")
-    return path
-
-
 #: Sequences per search task: threads take tasks as they free up (HMMER's workers take
 #: blocks of 1,000), so a stretch of true hits, slow to align, does not hold up a pass.
 SLICE_SIZE = 1000
@@ -180,7 +103,7 @@ def _search_slice(hmm, threshold: float, block):
 
 
 def _search_pass(
-    database: _Database, states: list[_State], *, block_size: int, threads: int
+    database: SequenceDatabase, states: list[_State], *, block_size: int, threads: int
 ) -> dict[str, int]:
     """Search every state's HMM against the whole database in one streamed pass."""
     parts: list[list] = [[] for _ in states]
@@ -322,7 +245,7 @@ def search_family_thresholds(
             if state.msa is not None:
                 state.hmm, _, _ = state.builder.build_msa(state.msa, background)
         tick = time.perf_counter()
-        with _Database(database, digital.alphabet, hash_it=sha256 is None) as handle:
+        with SequenceDatabase(database, digital.alphabet, hash_it=sha256 is None) as handle:
             counts = _search_pass(handle, active, block_size=block_size, threads=threads)
             if handle.hasher is not None:
                 sha256, n_bytes = handle.hasher.digest.hexdigest(), handle.hasher.n_bytes

@@ -7,18 +7,17 @@ from pathlib import Path
 
 import numpy as np
 
-from vae._alphabet import AMBIGUOUS_RESIDUES, AMINO_ACIDS
+from vae._alphabet import AMBIGUOUS_RESIDUES, AMINO_ACIDS, SEQUENCE_RANGE
 from vae._io import atomic_path
 from vae.errors import VAEInputError
 
-_RANGE = re.compile(r"^(?P<name>.+)/(?P<start>\d+)-(?P<end>\d+)$")
 _PROTEIN = frozenset(AMINO_ACIDS) | (AMBIGUOUS_RESIDUES - {"*"})
 _NUCLEOTIDES = frozenset("ACGTUN")
 
 
 def split_range(identifier: str) -> tuple[str, int, int | None]:
     """``name/start-end`` -> ``(name, start, end)``; ``(identifier, 1, None)`` without a range."""
-    match = _RANGE.match(identifier)
+    match = SEQUENCE_RANGE.match(identifier)
     if match is None:
         return identifier, 1, None
     return match["name"], int(match["start"]), int(match["end"])
