@@ -436,4 +436,3 @@ def variant_list_outputs():
         f"results/protein/{dataset}/variant_lists/{name}.csv"
         for dataset, name in VARIANT_LISTS.index
     ]
-
