@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -128,3 +129,66 @@ def test_workflow_fans_an_ensemble_out_into_one_job_per_seed(tmp_path) -> None:
     assert "ensemble/seed0" not in out  # seed 0 is the main model
     assert "train_member" in out
     assert "train_model" in out
+
+
+def test_global_and_per_protein_mixture_over_two_proteins(members, tmp_path) -> None:
+    """EVE's global + per-protein mixture rewrites each protein's EVE columns."""
+    scores = {}
+    for name, model in zip(("famA", "famB"), members["models"], strict=True):
+        scores[name] = tmp_path / f"{name}.csv"
+        steps.score_variants(model, scores[name], n_samples=2, device="cpu")
+    outputs = {name: tmp_path / f"{name}_global.csv" for name in scores}
+    steps.score_eve_global(scores, outputs, protein_weight=0.3, seed=0)
+    for name in scores:
+        alone, combined = pd.read_csv(scores[name]), pd.read_csv(outputs[name])
+        assert combined["mutant"].tolist() == alone["mutant"].tolist()
+        np.testing.assert_array_equal(combined["evol_index"], alone["evol_index"])
+        assert not np.allclose(combined["eve_score"], alone["eve_score"])
+    pooled = pd.concat([pd.read_csv(p) for p in outputs.values()])
+    assert (pooled["eve_class_75pct"] == "Uncertain").mean() == pytest.approx(0.25, abs=0.01)
+    with pytest.raises(Exception, match="two or more protein datasets"):
+        steps.score_eve_global({"famA": scores["famA"]}, {"famA": outputs["famA"]})
+
+
+def test_workflow_gathers_every_protein_for_the_global_mixture(tmp_path) -> None:
+    work = tmp_path / "work"
+    shutil.copytree(REPO / ".test", work)
+    sheet = work / "config" / "datasets.tsv"
+    rows = sheet.read_text().splitlines()
+    second = next(r for r in rows if r.startswith("tinyfam\t")).replace(
+        "tinyfam\t", "tinyfam2\t", 1
+    )
+    sheet.write_text("\n".join([*rows, second]) + "\n")
+    extra = tmp_path / "eve.yaml"
+    extra.write_text(yaml.safe_dump({"score": {"eve_global_weight": 0.3}}))
+    run = _dry_run(work, "--configfile", str(work / "config" / "config.yaml"), str(extra))
+    assert run.returncode == 0, run.stderr[-2000:]
+    out = run.stdout + run.stderr
+    assert "score_eve_global" in out
+    for name in ("tinyfam", "tinyfam2"):
+        assert f"results/protein/{name}/eve_global.csv" in out
+    one = _dry_run(work, "--configfile", str(work / "config" / "config.yaml"))
+    assert "score_eve_global" not in one.stdout + one.stderr
+
+
+def _dry_run(work: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "-s",
+            str(REPO / "workflow" / "Snakefile"),
+            "--directory",
+            str(work),
+            *args,
+            "--dry-run",
+            "--cores",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=work,
+        check=False,
+        timeout=300,
+    )

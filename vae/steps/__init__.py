@@ -12,7 +12,7 @@ from vae.steps.evaluate import evaluate_expression, evaluate_protein
 from vae.steps.map import map_query
 from vae.steps.preprocess import preprocess_expression, preprocess_protein
 from vae.steps.sample import sample_expression, sample_protein
-from vae.steps.score import score_variant_table, score_variants
+from vae.steps.score import score_eve_global, score_variant_table, score_variants
 from vae.steps.sources import BUILTIN_SOURCES, fetch_source
 from vae.steps.train import train_model
 
@@ -29,6 +29,7 @@ __all__ = [
     "preprocess_protein",
     "sample_expression",
     "sample_protein",
+    "score_eve_global",
     "score_variant_table",
     "score_variants",
     "train_model",

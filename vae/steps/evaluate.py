@@ -43,6 +43,7 @@ def evaluate_protein(
     score_settings: dict[str, Any] | None = None,
     evidence_samples: int = 100,
     seed: int = 0,
+    eve_global: str | Path | None = None,
 ) -> dict[str, Any]:
     """Held-out ELBO and log-evidence vs the site-independent model; AUC and scan ρ.
 
@@ -53,6 +54,10 @@ def evaluate_protein(
     :meth:`~vae.model.SequenceModel.log_likelihood` keywords of the scoring step), and the
     variants skipped by reason; ``scan_scores`` receives the per-variant table. With
     ``samples`` (``samples.fasta``), sample statistics (see :func:`sample_statistics`).
+
+    ``eve_global``: the protein's table of EVE's global + per-protein mixture
+    (:func:`~vae.steps.score_eve_global`); with labels its metrics get an ``eve_global_``
+    prefix.
 
     Several model folders are a seed ensemble (``scores`` holds their mean evol index):
     the AUC and ρ are the ensemble's, ``members`` gives each member's seed, AUC and ρ;
@@ -86,6 +91,9 @@ def evaluate_protein(
         metrics |= variant_auc(table, label_table)
         if "eve_score" in table:
             metrics |= eve_metrics(table, label_table)
+        if eve_global is not None:
+            combined = eve_metrics(pd.read_csv(eve_global), label_table)
+            metrics |= {f"eve_global_{k.removeprefix('eve_')}": v for k, v in combined.items()}
         site_table = site.score_single_mutants()
         metrics |= {
             f"site_independent_{k}": v for k, v in variant_auc(site_table, label_table).items()

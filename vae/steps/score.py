@@ -148,3 +148,35 @@ def score_variant_table(
     with atomic_path(output) as tmp:
         table.to_csv(tmp, index=False, float_format="%.6g")
     return {k: int(v) for k, v in table["status"].value_counts().items()}
+
+
+def score_eve_global(
+    scores: dict[str, str | Path],
+    outputs: dict[str, str | Path],
+    *,
+    protein_weight: float = 0.3,
+    eve_percentiles: tuple[float, ...] = (75, 100),
+    seed: int = 0,
+) -> None:
+    """EVE's global + per-protein mixture over several proteins' ``variant_scores.csv``.
+
+    A global mixture is fit on the evol indices of every protein and one per protein
+    started from it; each variant's ``eve_score`` is ``protein_weight`` × its protein's
+    posterior + (1 − ``protein_weight``) × the global one, and the class cut-offs are
+    pooled over all proteins (:func:`~vae.model.eve_scores`). Each protein's table is
+    written to ``outputs[protein]``, its per-protein EVE columns replaced.
+    """
+    if set(scores) != set(outputs) or len(scores) < 2:
+        raise VAEInputError("score.eve_global_weight", "needs two or more protein datasets")
+    eve_columns = ("eve_score", "uncertainty")
+    tables = {}
+    for name, path in scores.items():
+        table = pd.read_csv(path)
+        drop = [c for c in table if c in eve_columns or c.startswith("eve_class_")]
+        tables[name] = table.drop(columns=drop)
+    scored = eve_scores(
+        tables, protein_weight=protein_weight, percentiles=eve_percentiles, seed=seed
+    )
+    for name, table in scored.items():
+        with atomic_path(outputs[name]) as tmp:
+            table.to_csv(tmp, index=False, float_format="%.6g")

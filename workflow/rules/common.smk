@@ -331,6 +331,8 @@ def all_outputs():
             "figures/metrics_table.png",
         ],
     }
+    if EVE_GLOBAL:
+        extra["protein"].append("eve_global.csv")
     return [
         path
         for name, row in DATASETS.iterrows()
@@ -436,3 +438,18 @@ def variant_list_outputs():
         f"results/protein/{dataset}/variant_lists/{name}.csv"
         for dataset, name in VARIANT_LISTS.index
     ]
+
+
+# EVE's global + per-protein mixture across the sheet's proteins (score.eve_global_weight).
+PROTEINS = list(DATASETS.index[DATASETS["domain"] == "protein"])
+EVE_GLOBAL = config["score"].get("eve_global_weight") is not None
+if EVE_GLOBAL and len(PROTEINS) < 2:
+    sys.exit(
+        "error: config: score.eve_global_weight: needs two or more protein datasets "
+        f"in {config['datasets']}, found {len(PROTEINS)}"
+    )
+
+
+def eve_global_input(wildcards):
+    """The dataset's table of the global + per-protein mixture, when configured."""
+    return f"results/protein/{wildcards.dataset}/eve_global.csv" if EVE_GLOBAL else []

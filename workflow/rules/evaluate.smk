@@ -5,6 +5,7 @@ rule evaluate_protein:
         scores="results/protein/{dataset}/variant_scores.csv",
         samples="results/protein/{dataset}/samples.fasta",
         scan=optional_input("dms"),
+        eve_global=eve_global_input,
     output:
         metrics="results/protein/{dataset}/metrics.json",
         scan_scores="results/protein/{dataset}/dms_scores.csv",

@@ -24,6 +24,29 @@ rule score_variants:
         "../scripts/score_variants.py"
 
 
+# EVE's global + per-protein mixture over every protein of the sheet (score.eve_global_weight).
+rule score_eve_global:
+    input:
+        expand("results/protein/{dataset}/variant_scores.csv", dataset=PROTEINS),
+    output:
+        expand("results/protein/{dataset}/eve_global.csv", dataset=PROTEINS),
+    log:
+        "logs/score_eve_global.log",
+    conda:
+        "../envs/vae.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    params:
+        proteins=PROTEINS,
+        protein_weight=config["score"]["eve_global_weight"],
+        eve_percentiles=config["score"]["eve_percentiles"],
+        seed=config["seed"],
+    script:
+        "../scripts/score_eve_global.py"
+
+
 # Any list of single or multiple mutants (config: score.variant_lists), scored by the
 # dataset's model or seed ensemble with the same draws as the scan.
 rule score_variant_list:

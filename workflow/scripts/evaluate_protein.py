@@ -18,6 +18,7 @@ run_logged(
     score_settings=snakemake.params.score_settings,
     evidence_samples=snakemake.params.evidence_samples,
     seed=snakemake.params.seed,
+    eve_global=snakemake.input.get("eve_global") or None,
     **snakemake.params.scan_settings,
     threads=snakemake.threads,
 )
