@@ -98,29 +98,13 @@ def test_models_of_other_columns_are_no_ensemble(members, tmp_path) -> None:
 def test_workflow_fans_an_ensemble_out_into_one_job_per_seed(tmp_path) -> None:
     overrides = tmp_path / "overrides.yaml"
     overrides.write_text(yaml.safe_dump({"tinyfam": {"train": {"ensemble": 3}}}))
-    run = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "snakemake",
-            "-s",
-            str(REPO / "workflow" / "Snakefile"),
-            "--directory",
-            str(REPO / ".test"),
-            "results/protein/tinyfam/metrics.json",
-            "--configfile",
-            str(REPO / ".test" / "config" / "config.yaml"),
-            "--config",
-            f"overrides={overrides}",
-            "--dry-run",
-            "--cores",
-            "1",
-        ],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        check=False,
-        timeout=300,
+    run = _dry_run(
+        REPO / ".test",
+        "results/protein/tinyfam/metrics.json",
+        "--configfile",
+        str(REPO / ".test" / "config" / "config.yaml"),
+        "--config",
+        f"overrides={overrides}",
     )
     assert run.returncode == 0, run.stderr[-2000:]
     out = run.stdout + run.stderr

@@ -3,43 +3,19 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import anndata as ad
 import pytest
-from test_mapping import split_by_batch
-
-from vae import steps
+from test_cli import vae_cli
+from test_mapping import train_reference
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def vae_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-c", "from vae.cli import main; main()", *args],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-
-
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("map_cli")
-    raw, query = split_by_batch(root)
-    steps.preprocess_expression(raw, root / "ref.h5ad", label_key="cell_type", batch_key="batch")
-    steps.train_model(
-        root / "ref.h5ad",
-        root / "model",
-        root / "history.tsv",
-        domain="expression",
-        model_kwargs={"n_latent": 3, "n_hidden": 16},
-        train_kwargs={"max_steps": 20, "batch_size": 32, "eval_every": 10},
-        device="cpu",
-    )
-    return {"root": root, "model": root / "model", "query": query, "data": root / "ref.h5ad"}
+    return train_reference(tmp_path_factory.mktemp("map_cli"))
 
 
 def test_map_command_writes_labels_metrics_and_mapped_model(trained, tmp_path) -> None:

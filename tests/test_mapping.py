@@ -39,9 +39,8 @@ def split_by_batch(root: Path) -> tuple[Path, Path]:
     return root / "ref_raw.h5ad", root / "query.h5ad"
 
 
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("mapping")
+def train_reference(root: Path) -> dict[str, Path]:
+    """Train a tiny reference on batch b0; return its model, data and the b1 query."""
     raw, query = split_by_batch(root)
     steps.preprocess_expression(raw, root / "ref.h5ad", label_key="cell_type", batch_key="batch")
     steps.train_model(
@@ -54,6 +53,11 @@ def reference(tmp_path_factory) -> dict[str, Path]:
         device="cpu",
     )
     return {"root": root, "model": root / "model", "query": query, "data": root / "ref.h5ad"}
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> dict[str, Path]:
+    return train_reference(tmp_path_factory.mktemp("mapping"))
 
 
 def test_default_epochs_follow_scvi_tools_heuristic() -> None:

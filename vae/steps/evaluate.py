@@ -86,8 +86,8 @@ def evaluate_protein(
         }
     table = pd.read_csv(scores)
     metrics["n_variants_scored"] = int(len(table))
-    if labels is not None:
-        label_table = read_variant_labels(labels, protein)
+    label_table = None if labels is None else read_variant_labels(labels, protein)
+    if label_table is not None:
         metrics |= variant_auc(table, label_table)
         if "eve_score" in table:
             metrics |= eve_metrics(table, label_table)
@@ -111,7 +111,7 @@ def evaluate_protein(
     elif scan_scores is not None:  # the workflow's output exists whatever the sheet says
         write_text_atomic(scan_scores, ",".join(SCAN_SCORE_COLUMNS) + "\n")
     if len(members) > 1:
-        metrics["members"] = _member_metrics(members, table, metrics, labels, protein)
+        metrics["members"] = _member_metrics(members, table, metrics, label_table)
     if samples is not None:
         generated = read_samples(samples, adata.n_vars)
         metrics |= sample_statistics(generated, codes, weights)
@@ -120,13 +120,12 @@ def evaluate_protein(
 
 
 def _member_metrics(
-    members: list, table: pd.DataFrame, metrics: dict, labels, protein
+    members: list, table: pd.DataFrame, metrics: dict, label_table: pd.DataFrame | None
 ) -> list[dict[str, Any]]:
     """Seed, ClinVar AUC and scan ρ of each member of an ensemble."""
     seeds = [member_seed(m, i) for i, m in enumerate(members)]
     rows = [{"seed": s} for s in seeds]
-    if labels is not None:
-        label_table = read_variant_labels(labels, protein)
+    if label_table is not None:
         for row, column in zip(rows, member_columns(seeds), strict=True):
             member = table[["mutant", column]].rename(columns={column: "evol_index"})
             if "roc_auc" in (auc := variant_auc(member, label_table)):
