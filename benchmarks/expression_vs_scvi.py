@@ -103,6 +103,7 @@ def _heldout_terms(model: CountModel, adata: ad.AnnData, *, sample: bool, repeat
 def train_ours(train: ad.AnnData, heldout: ad.AnnData, full: ad.AnnData, args) -> dict:
     """Train our model on ``train``; return timings, held-out terms and the latent of ``full``."""
     model_kwargs, train_kwargs = _project_settings()
+    model_kwargs |= json.loads(args.model)
     n_inner = train.n_obs - int(round(train.n_obs * train_kwargs["validation_frac"]))
     steps_per_epoch = math.ceil(n_inner / train_kwargs["batch_size"])
     train_kwargs.pop("backed", None)  # pbmc3k is held in memory
@@ -370,6 +371,11 @@ def main() -> None:
     )
     parser.add_argument(
         "--seeds", type=int, nargs="+", default=[0], help="one run per seed (split and models)"
+    )
+    parser.add_argument(
+        "--model",
+        default="{}",
+        help='JSON overriding our model settings, e.g. \'{"encoder_norm": "layer"}\'',
     )
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/out/expression_vs_scvi")
     args = parser.parse_args()

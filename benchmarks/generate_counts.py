@@ -7,13 +7,20 @@ binomially thinned with its own keep fraction (uniform in 0.4-1), so depths and 
 from cell to cell; drawing all 2e9 gamma-Poisson entries directly would take an hour on two
 cores. Only one chunk of cells is held in memory: ``X`` is appended to resizable HDF5
 datasets with ``anndata.io.sparse_dataset(...).append``.
-``obs`` has ``cell_type`` and ``batch`` (two batches), named in ``uns["preprocess"]`` as
-the workflow's preprocessing would; ``var`` names are ``gene_0000``...
+``obs`` has ``cell_type`` and ``batch`` (``--n-batches``, cell ``i`` in batch ``i mod
+n``), named in ``uns["preprocess"]`` as the workflow's preprocessing would; ``var`` names
+are ``gene_0000``... With ``--batch-effect s``, each batch keeps a gene's counts with a
+factor ``exp(-|N(0, s)|)`` (drawn per batch and gene) on top of the cell's keep fraction.
+Pool cells are drawn in chunks of at most 4e7 entries, so 33,000 genes fit in memory.
 
 Usage::
 
     .venv/bin/python benchmarks/generate_counts.py benchmarks/out/counts_1m.h5ad \
         --n-cells 1000000 --n-genes 2000
+    # atlas-like raw counts for preprocessing: 33,000 genes, four batches
+    .venv/bin/python benchmarks/generate_counts.py benchmarks/out/raw_100k.h5ad \
+        --n-cells 100000 --n-genes 33000 --n-batches 4 --batch-effect 0.5 \
+        --mean-log-library 7.6
 """
 
 from __future__ import annotations
@@ -28,6 +35,9 @@ import h5py
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+
+#: Dense entries drawn at a time for the pool (mean, gamma and Poisson arrays of this size).
+POOL_ENTRIES = 40_000_000
 
 
 def _profiles(n_types: int, n_genes: int, rng: np.random.Generator) -> np.ndarray:
@@ -64,6 +74,10 @@ def main() -> None:
     parser.add_argument("--chunk", type=int, default=20_000, help="cells per chunk")
     parser.add_argument("--pool", type=int, default=50_000, help="NB-sampled pool cells")
     parser.add_argument("--mean-log-library", type=float, default=np.log(250.0))
+    parser.add_argument("--n-batches", type=int, default=2, help="batch i mod n per cell")
+    parser.add_argument(
+        "--batch-effect", type=float, default=0.0, help="SD of log keep factors per batch+gene"
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
@@ -74,13 +88,19 @@ def main() -> None:
     args.output.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.output.with_name(f".{args.output.name}.tmp")
     pool, pool_types = [], []
-    for start in range(0, args.pool, args.chunk):
+    pool_chunk = min(args.chunk, max(1, POOL_ENTRIES // args.n_genes))
+    for start in range(0, args.pool, pool_chunk):
         counts, chunk_types = _chunk(
-            min(args.chunk, args.pool - start), profiles, theta, args.mean_log_library, rng
+            min(pool_chunk, args.pool - start), profiles, theta, args.mean_log_library, rng
         )
         pool.append(counts)
         pool_types.append(chunk_types.astype(np.int8))
     pool, pool_types = sp.vstack(pool, format="csr"), np.concatenate(pool_types)
+    batch_keep = None
+    if args.batch_effect > 0:
+        batch_keep = np.exp(
+            -np.abs(rng.normal(0.0, args.batch_effect, (args.n_batches, args.n_genes)))
+        )
     types = []
     nnz = 0
     with h5py.File(tmp, "w") as handle:
@@ -90,7 +110,11 @@ def main() -> None:
             counts = pool[picked]
             keep = rng.uniform(0.4, 1.0, picked.size)
             rows = np.repeat(np.arange(picked.size), np.diff(counts.indptr))
-            counts.data = rng.binomial(counts.data.astype(np.int64), keep[rows]).astype(np.float32)
+            chance = keep[rows]
+            if batch_keep is not None:
+                batch = (start + rows) % args.n_batches
+                chance = chance * batch_keep[batch, counts.indices]
+            counts.data = rng.binomial(counts.data.astype(np.int64), chance).astype(np.float32)
             counts.eliminate_zeros()
             types.append(pool_types[picked])
             nnz += counts.nnz
@@ -107,12 +131,14 @@ def main() -> None:
                     codes, [f"type_{t}" for t in range(args.n_types)]
                 ),
                 "batch": pd.Categorical.from_codes(
-                    (np.arange(args.n_cells) % 2).astype(np.int8), ["b0", "b1"]
+                    (np.arange(args.n_cells) % args.n_batches).astype(np.int16),
+                    [f"b{b}" for b in range(args.n_batches)],
                 ),
             },
             index=index,
         )
-        var = pd.DataFrame(index=[f"gene_{g:04d}" for g in range(args.n_genes)])
+        width = max(4, len(str(args.n_genes - 1)))
+        var = pd.DataFrame(index=[f"gene_{g:0{width}d}" for g in range(args.n_genes)])
         ad.io.write_elem(handle, "obs", obs)
         ad.io.write_elem(handle, "var", var)
         for key in ("obsm", "varm", "obsp", "varp", "layers"):

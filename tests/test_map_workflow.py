@@ -9,11 +9,13 @@ import sys
 from pathlib import Path
 
 import anndata as ad
+import pandas as pd
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "workflow" / "Snakefile")]
 TARGET = "results/map/tinycells/tinycells_newbatch"
+FIGURES = "results/map/tinycells/figures/tinycells_newbatch"
 
 pytestmark = pytest.mark.workflow
 
@@ -24,6 +26,8 @@ def test_mapping_sheet_row_is_mapped_and_labelled(tmp_path) -> None:
     result = subprocess.run(
         [
             *SNAKEMAKE, f"{TARGET}.h5ad", f"{TARGET}.manifest.json", f"{TARGET}_model",
+            f"{TARGET}_predicted_labels.tsv", f"{FIGURES}_joint_umap.png",
+            f"{FIGURES}_confusion.png",
             "--directory", str(tmp_path), "--cores", "2",
             "--configfile", str(tmp_path / "config" / "config.yaml"),
         ],
@@ -43,6 +47,12 @@ def test_mapping_sheet_row_is_mapped_and_labelled(tmp_path) -> None:
     assert 0 <= metrics["label_accuracy"] <= 1
     manifest = json.loads((tmp_path / f"{TARGET}.manifest.json").read_text())
     assert manifest["inputs"]["reference"]["path"].endswith("preprocessed.h5ad")
+    # figures and the predicted-label table, from the saved outputs only
+    for figure in ("joint_umap", "confusion"):
+        assert (tmp_path / f"{FIGURES}_{figure}.png").stat().st_size > 0
+    counts = pd.read_csv(tmp_path / f"{TARGET}_predicted_labels.tsv", sep="\t")
+    assert counts["n_cells"].sum() == 150
+    assert list(counts.columns) == ["predicted_cell_type", "n_cells", "fraction", "n_correct"]
 
 
 def test_mapping_sheet_refuses_protein_models(tmp_path) -> None:

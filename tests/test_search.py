@@ -24,7 +24,8 @@ from vae._io import sha256_file
 from vae._script import run_logged
 from vae.data._msa import read_alignment
 from vae.data._search import search_family, search_family_thresholds
-from vae.data._search_a2m import read_focus
+from vae.data._search_a2m import read_focus, write_a2m
+from vae.errors import VAEInputError
 from vae.steps import align_family, preprocess_protein
 from vae.steps.align import read_search_summary
 
@@ -125,6 +126,42 @@ def test_alignment_is_a2m_with_the_focus_first_in_its_numbering(tiny, found) -> 
     )
 
 
+def test_a3m_reads_back_to_the_same_match_columns_as_a2m(tiny, found) -> None:
+    a2m, a3m = tiny["root"] / "out.a2m", tiny["root"] / "out.a3m"
+    write_a2m(found.rows, a2m)
+    write_a2m(found.rows, a3m, "a3m")
+    rows = [line for line in a3m.read_text().splitlines() if not line.startswith(">")]
+    assert not any("." in row for row in rows)  # no insert-column padding
+    assert len({len(row) for row in rows}) > 1  # so rows differ in length
+    assert rows == [row.replace(".", "") for _, row in found.rows]
+    loose = {"max_seq_gap_frac": 1.0, "max_col_gap_frac": 1.0}
+    for options in ({}, loose):
+        padded, unpadded = read_alignment(a2m, **options), read_alignment(a3m, **options)
+        assert padded.ids == unpadded.ids
+        assert padded.sequences == unpadded.sequences
+        np.testing.assert_array_equal(padded.positions, unpadded.positions)
+        assert padded.focus_residues == unpadded.focus_residues
+    assert len(read_alignment(a3m, **loose).ids) == len(found.rows)
+
+
+def test_align_family_writes_a3m_for_an_a3m_path(tiny) -> None:
+    out = tiny["root"] / "as_a3m"
+    record = align_family(
+        tiny["focus"],
+        tiny["database"],
+        out / "alignment.a3m",
+        iterations=1,
+        cpus=2,
+        bitscore_per_residue=0.1,
+    )
+    assert record["alignment_format"] == "a3m"
+    manifest = json.loads((out / "alignment.manifest.json").read_text())
+    assert manifest["search"]["alignment_format"] == "a3m"
+    text = (out / "alignment.a3m").read_text()
+    assert "." not in "".join(line for line in text.splitlines() if not line.startswith(">"))
+    assert read_search_summary(out / "alignment.a3m")["iterations_run"] == 1
+
+
 def test_provenance_records_settings_checksum_and_hits(tiny, found) -> None:
     record = found.record
     assert record["database"]["sha256"] == sha256_file(tiny["database"])
@@ -143,6 +180,52 @@ def test_blocks_threads_and_gzip_give_the_same_alignment(tiny, found) -> None:
     )
     assert whole.rows == found.rows
     assert whole.record["database"]["sha256"] == sha256_file(tiny["gz"])
+
+
+def test_units_cut_the_database_at_record_starts(tmp_path) -> None:
+    from vae.data._seqdb import SequenceDatabase
+
+    rng = np.random.default_rng(1)
+    records = []
+    for i in range(300):
+        seq = "".join(rng.choice(list("ACDEFGHIKLMNPQRSTVWY"), int(rng.integers(0, 900))))
+        lines = "".join(seq[j : j + 60] + "\n" for j in range(0, len(seq), 60))
+        records.append(f">s{i} note{' >x' if i % 7 == 0 else ''}\n{lines}")
+    text = ("\n" + "".join(records)).encode()
+    path = tmp_path / "db.fasta"
+    path.write_bytes(text)
+    for max_bytes, max_sequences in [
+        (1, 10**6),
+        (500, 3),
+        (4096, 10**6),
+        (10**7, 7),
+        (10**7, 10**6),
+    ]:
+        with SequenceDatabase(path, hash_it=True) as database:
+            units = list(database.units(max_bytes, max_sequences))
+            assert database.hasher.digest.hexdigest() == sha256_file(path)
+        assert b"".join(bytes(unit.data) for unit in units) == text
+        assert [unit.offset for unit in units] == list(
+            np.cumsum([0] + [len(unit.data) for unit in units[:-1]])
+        )
+        for unit in units[1:]:
+            assert unit.data.startswith(b">")
+        for unit in units:
+            n_records = unit.data.count(b"\n>") + unit.data.startswith(b">")
+            assert n_records <= max_sequences
+            assert len(unit.data) <= max_bytes or n_records == 1
+
+
+def test_a_bad_record_deep_in_the_database_is_named_by_its_line(tiny, tmp_path) -> None:
+    lines = tiny["database"].read_text().splitlines(keepends=True)
+    database = tmp_path / "bad.fasta"
+    database.write_text("".join(lines[:150]) + ">broken\nMEEP1Q\n" + "".join(lines[150:]))
+    assert lines[150].startswith(">")
+    focus = read_focus(tiny["focus"])
+    with pytest.raises(
+        VAEInputError, match=r"bad.fasta: not a protein FASTA database: .*line 152: "
+    ):
+        search_family(focus, database, iterations=1, block_size=16, threads=2)
 
 
 def test_first_round_matches_pyhmmer_jackhmmer(tiny) -> None:
@@ -263,7 +346,9 @@ def test_bad_input_is_one_line_nonzero_and_writes_nothing(tiny, tmp_path, capsys
 
 
 # --------------------------------------------------------------------------- workflow
-def _workdir(tiny, root: Path, database_column: str = "db.fasta", source: str = "p53.fasta"):
+def _workdir(
+    tiny, root: Path, database_column: str = "db.fasta", source: str = "p53.fasta", **search
+):
     shutil.copytree(REPO / ".test" / "config", root / "config")
     shutil.copytree(REPO / ".test" / "data", root / "data")
     shutil.copy(tiny["focus"], root / "data" / "p53.fasta")
@@ -283,7 +368,7 @@ def _workdir(tiny, root: Path, database_column: str = "db.fasta", source: str = 
     )
     (root / "config" / "embed.tsv").write_text("dataset\tmodel\tsource\n")
     config = yaml.safe_load((root / "config" / "config.yaml").read_text())
-    config["search"] = {"iterations": 2, "bitscore_per_residue": 0.1, "threads": 2}
+    config["search"] = {"iterations": 2, "bitscore_per_residue": 0.1, "threads": 2} | search
     (root / "config" / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     return root
 
@@ -314,6 +399,16 @@ def test_workflow_plans_the_search_without_importing_vae(tiny, tmp_path) -> None
     assert result.returncode == 0, result.stderr[-3000:]
     assert "align_family" in result.stdout
     assert "results/protein/p53search/alignment.a2m" in result.stdout
+
+
+def test_workflow_plans_an_a3m_alignment_when_asked(tiny, tmp_path) -> None:
+    work = _workdir(tiny, tmp_path / "work", alignment_format="a3m")
+    result = _snakemake(
+        work, "-n", "results/protein/p53search/preprocessed.h5ad", env=_no_vae_env(tmp_path / "s")
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "results/protein/p53search/alignment.a3m" in result.stdout
+    assert "alignment.a2m" not in result.stdout
 
 
 def test_workflow_refuses_a_database_for_an_alignment_source(tiny, tmp_path) -> None:

@@ -127,11 +127,21 @@ def test_batch_embedding_of_new_datasets(workdir: Path) -> None:
     assert manifest["inputs"]["input"]["path"].endswith("tinyfam_raw.fasta")
 
 
+def test_mapping_figures_and_table(workdir: Path) -> None:
+    out = workdir / "results" / "map" / "tinycells"
+    for figure in ("joint_umap", "confusion"):
+        assert (out / "figures" / f"tinycells_newbatch_{figure}.png").stat().st_size > 0
+    counts = pd.read_csv(out / "tinycells_newbatch_predicted_labels.tsv", sep="\t")
+    assert counts["n_cells"].sum() == 150
+    assert counts["fraction"].sum() == pytest.approx(1.0, abs=1e-3)  # written with 4 digits
+
+
 def test_figures_regenerate_identically_without_retraining(workdir: Path) -> None:
     figures = sorted((workdir / "results").glob("*/*/figures/*.png"))
     # protein: training, UMAP, variant scores, ROC, EVE mixture, heat map, sample
-    # frequencies, scan; expression: training, UMAP, metrics table
-    assert len(figures) == 11
+    # frequencies, scan; expression: training, UMAP, metrics table; mapped query (map
+    # sheet): joint UMAP, confusion matrix
+    assert len(figures) == 13
     before = {p: _digest(p) for p in figures}
     model_mtime = (workdir / "results/protein/tinyfam/model/model.pt").stat().st_mtime
     for folder in {p.parent for p in figures}:

@@ -133,6 +133,13 @@ def embed(
 @click.option("--layer", default=None, help="AnnData layer holding raw counts (default X).")
 @click.option("--var-key", default=None, help="Match genes by this var column.")
 @click.option("--seed", default=0, show_default=True)
+@click.option(
+    "--backed",
+    type=click.Choice(["auto", "true", "false"]),
+    default="auto",
+    show_default=True,
+    help="Read the query .h5ad from disk in row blocks (auto: when its counts are large).",
+)
 def map_(
     model_dir: Path,
     query: Path,
@@ -149,6 +156,7 @@ def map_(
     layer: str | None,
     var_key: str | None,
     seed: int,
+    backed: str,
 ) -> None:
     """Map new cells from unseen batches onto a trained expression model (scArches).
 
@@ -173,6 +181,7 @@ def map_(
         layer=layer,
         var_key=var_key,
         seed=seed,
+        backed={"true": True, "false": False}.get(backed, backed),
     )
     click.echo(json.dumps(report, default=str))
 

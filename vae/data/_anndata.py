@@ -12,6 +12,7 @@ import scanpy as sc
 import scipy.io
 import scipy.sparse as sp
 
+from vae.data._count_blocks import check_count_values
 from vae.errors import VAEInputError, unreadable
 
 logger = logging.getLogger(__name__)
@@ -103,19 +104,8 @@ def counts_matrix(adata: ad.AnnData, layer: str | None, source: str | Path) -> s
         raise VAEInputError(source, f"layer {layer!r} not found; layers: {list(adata.layers)}")
     matrix = adata.layers[layer] if layer is not None else adata.X
     matrix = sp.csr_matrix(matrix, dtype=np.float32)
-    values = matrix.data
     where = f"layer {layer!r}" if layer else "X"
-    if not np.isfinite(values).all():
-        raise VAEInputError(source, f"{where} holds NaN or infinite values")
-    if (values < 0).any():
-        raise VAEInputError(source, f"{where} holds negative values; raw counts are required")
-    if not np.array_equal(values, np.round(values)):
-        hint = f" (layers present: {list(adata.layers)})" if adata.layers else ""
-        raise VAEInputError(
-            source,
-            f"{where} holds non-integer values, looks normalised; count likelihoods need raw "
-            f"counts: set layer to the raw-count layer{hint}",
-        )
+    check_count_values(matrix.data, where, source, layers=list(adata.layers))
     return matrix
 
 

@@ -232,3 +232,50 @@ def use_backed(path: str | Path, backed: bool | str) -> bool:
     if not isinstance(backed, bool):
         raise VAEInputError("backed", f"must be auto, true or false, not {backed!r}")
     return backed
+
+
+class BackedRowSubset:
+    """Some rows of a :class:`BackedCounts`, in a given order: ``store[i]`` is ``rows[i]``.
+
+    What a view of a backed AnnData (``adata[index]``) reads, e.g. the validation cells of
+    the held-out ELBO: minibatches of consecutive positions read only the blocks that hold
+    their rows, so sorted ``rows`` stream through the file once.
+
+    Parameters
+    ----------
+    counts
+        The whole matrix on disk (a small block cache suffices for sorted rows).
+    rows
+        Row indices of the file.
+    """
+
+    def __init__(self, counts: BackedCounts, rows: np.ndarray) -> None:
+        self.counts = counts
+        self.index = torch.as_tensor(np.asarray(rows, dtype=np.int64))
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """``(n_rows, n_cols)`` of the subset."""
+        return self.index.numel(), self.counts.n_cols
+
+    @property
+    def device(self) -> torch.device:
+        """Where minibatches are placed."""
+        return self.counts.device
+
+    def __len__(self) -> int:
+        return self.index.numel()
+
+    def to(self, device: torch.device | str) -> BackedRowSubset:
+        """Place future minibatches on ``device`` (the data stay on disk)."""
+        self.counts.to(device)
+        return self
+
+    def __getitem__(self, rows: torch.Tensor | slice) -> CountBatch:
+        """Read positions ``rows`` (index tensor or slice) of the subset as a ``CountBatch``."""
+        picked = self.index[rows] if isinstance(rows, slice) else self.index[rows.cpu()]
+        return self.counts[picked]
+
+    def close(self) -> None:
+        """Close the file."""
+        self.counts.close()

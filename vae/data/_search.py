@@ -5,10 +5,12 @@ The search follows HMMER's ``jackhmmer`` as pyhmmer implements it
 alone, the database is searched, the included hits (with the focus) are aligned to the
 model and a new HMM is built from that alignment, for up to ``iterations`` rounds or
 until no new sequence is included. Unlike ``pyhmmer.hmmer.jackhmmer``, the database is
-never loaded whole: each round streams it from disk in blocks of ``block_size``
-sequences, each block split over ``threads`` worker threads (HMMER's search releases the
-GIL), so memory is bounded by the blocks in flight and the hits. Several inclusion
-thresholds can be searched in lockstep, one pass over the database per round for all.
+never loaded whole: each round reads it from disk once and cuts it into units of whole
+records (:mod:`vae.data._seqdb`; at most ``block_size`` sequences and a few MB each),
+which ``threads`` worker threads hand to HMMER to parse and search in C, with the GIL
+released, while the main thread reads ahead. Memory is bounded by the units in flight and
+the hits. Several inclusion thresholds can be searched in lockstep, one pass over the
+database per round for all.
 
 Inclusion follows EVcouplings (``use_bitscores``): a sequence and a domain are reported
 and included when their bit score reaches ``bitscore_per_residue`` times the length of the
@@ -22,13 +24,13 @@ import logging
 import threading
 import time
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from vae.data._search_a2m import focus_mode_rows
-from vae.data._seqdb import SequenceDatabase, check_database
+from vae.data._seqdb import SequenceDatabase, Unit, UnitFiles, check_database, unit_problem
 from vae.errors import VAEInputError
 
 logger = logging.getLogger(__name__)
@@ -36,7 +38,7 @@ logger = logging.getLogger(__name__)
 #: Defaults: EVcouplings' jackhmmer protocol (5 iterations, 0.5 bits per residue).
 DEFAULT_ITERATIONS = 5
 DEFAULT_BITSCORE_PER_RESIDUE = 0.5
-#: Sequences read from the database per block (about 35 MB of UniRef100 residues).
+#: Most database sequences per search unit (units are also at most MAX_UNIT_BYTES).
 DEFAULT_BLOCK_SIZE = 100_000
 
 
@@ -75,63 +77,97 @@ class _State:
     iterations: list[dict[str, Any]] = field(default_factory=list)
 
 
-#: Sequences per search task: threads take tasks as they free up (HMMER's workers take
-#: blocks of 1,000), so a stretch of true hits, slow to align, does not hold up a pass.
-SLICE_SIZE = 1000
+#: Bounds of a search unit's size in bytes: a pass is cut into about ``UNITS_PER_THREAD``
+#: units per thread, so that threads take units as they free up (a stretch of true hits,
+#: slow to align, does not hold up a pass), and units stay small in memory.
+MIN_UNIT_BYTES, MAX_UNIT_BYTES, UNITS_PER_THREAD = 32 << 10, 8 << 20, 32
 _local = threading.local()
 
 
-def _split(block, size: int = SLICE_SIZE) -> list:
-    """Split a sequence block into contiguous slices of ``size`` sequences."""
-    return [block[i : i + size] for i in range(0, len(block), size)]
+def unit_bytes(path: Path, threads: int) -> int:
+    """Bytes per search unit for a database file searched with ``threads`` threads."""
+    target = path.stat().st_size // (max(1, threads) * UNITS_PER_THREAD)
+    return min(MAX_UNIT_BYTES, max(MIN_UNIT_BYTES, target))
 
 
-def _search_slice(hmm, threshold: float, block):
-    """Search one slice with this thread's pipeline for ``threshold`` (reused, cleared)."""
+def _pipeline(threshold: float, alphabet):
+    """Return this thread's pipeline for ``threshold``, made once and reused."""
     from pyhmmer import plan7
 
     pipelines = _local.__dict__.setdefault("pipelines", {})
-    pipeline = pipelines.get((threshold, hmm.alphabet.type))
+    pipeline = pipelines.get((threshold, alphabet.type))
     if pipeline is None:
-        pipeline = pipelines[threshold, hmm.alphabet.type] = plan7.Pipeline(
-            hmm.alphabet, T=threshold, domT=threshold, incT=threshold, incdomT=threshold
+        pipeline = pipelines[threshold, alphabet.type] = plan7.Pipeline(
+            alphabet, T=threshold, domT=threshold, incT=threshold, incdomT=threshold
         )
-    try:
-        return pipeline.search_hmm(hmm, block)
-    finally:
-        pipeline.clear()
+    return pipeline
+
+
+def _search_unit(path: Path, states: list[_State], files: UnitFiles, unit: Unit) -> list:
+    """Search one unit of records with every state's HMM: HMMER reads and searches it in C."""
+    from pyhmmer import easel
+
+    alphabet = states[0].hmm.alphabet
+    found = []
+    with files.open(unit) as unit_path:
+        for state in states:
+            pipeline = _pipeline(state.threshold, alphabet)
+            try:
+                with easel.SequenceFile(
+                    unit_path, format="fasta", digital=True, alphabet=alphabet
+                ) as sequences:
+                    found.append(pipeline.search_hmm(state.hmm, sequences))
+            except ValueError as err:  # easel could not parse the unit, or too long a sequence
+                raise VAEInputError(path, unit_problem(path, unit, alphabet)) from err
+            finally:
+                pipeline.clear()
+    return found
 
 
 def _search_pass(
     database: SequenceDatabase, states: list[_State], *, block_size: int, threads: int
 ) -> dict[str, int]:
-    """Search every state's HMM against the whole database in one streamed pass."""
+    """Search every state's HMM against the whole database in one streamed pass.
+
+    The main thread reads the database and cuts it into units while ``threads`` workers
+    search the units already read, so reading overlaps searching. At most ``2 * threads``
+    units wait or run at a time; a slow unit (true hits take long to align) holds up no
+    worker, since a new unit is read as soon as any one is done. Hits are merged in file
+    order, so the result does not depend on which thread searched what.
+    """
+    threads = max(1, threads)
     parts: list[list] = [[] for _ in states]
-    pending: deque = deque()
-    counts = {"n_sequences": 0, "n_residues": 0}
-    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
-        for block in database.blocks(block_size):
-            counts["n_sequences"] += len(block)
-            counts["n_residues"] += sum(len(seq) for seq in block)
-            # the tasks of the previous block keep the threads busy while this one is read
-            while pending and pending[0][1] < counts["n_sequences"] - len(block):
-                index, _, future = pending.popleft()
-                parts[index].append(future.result())
+    ordered: deque = deque()  # futures in file order; done ones wait to be merged in order
+
+    def collect(block: bool) -> None:
+        while ordered and (block or ordered[0].done()):
+            for index, hits in enumerate(ordered.popleft().result()):
+                parts[index].append(hits)
                 if len(parts[index]) >= 256:  # bound the number of small TopHits kept
                     parts[index] = [parts[index][0].merge(*parts[index][1:])]
-            for index, state in enumerate(states):
-                for piece in _split(block):
-                    future = pool.submit(_search_slice, state.hmm, state.threshold, piece)
-                    pending.append((index, counts["n_sequences"], future))
-        for index, _, future in pending:
-            parts[index].append(future.result())
-    if counts["n_sequences"] == 0:
-        raise VAEInputError(database.path, "sequence database holds no sequences")
+
+    pool, files = ThreadPoolExecutor(max_workers=threads), UnitFiles(threads)
+    try:
+        size = unit_bytes(database.path, threads)
+        for unit in database.units(size, block_size):
+            running = [future for future in ordered if not future.done()]
+            if len(running) >= 2 * threads:
+                wait(running, return_when=FIRST_COMPLETED)
+            ordered.append(pool.submit(_search_unit, database.path, states, files, unit))
+            collect(block=False)
+        collect(block=True)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        files.close()
     for state, found in zip(states, parts, strict=True):
-        hits = found[0].merge(*found[1:])
-        hits.sort(by="key")
+        hits = found[0].merge(*found[1:]) if found else None
+        if hits is not None:
+            hits.sort(by="key")
         state.hits = hits
-    return counts
+    first = states[0].hits
+    if first is None or first.searched_sequences == 0:
+        raise VAEInputError(database.path, "sequence database holds no sequences")
+    return {"n_sequences": first.searched_sequences, "n_residues": first.searched_residues}
 
 
 def _advance(state: _State, focus, iteration: int, seconds: float) -> None:
@@ -214,9 +250,9 @@ def search_family_thresholds(
         Largest number of search rounds (``jackhmmer -N``); a search stops earlier when a
         round includes no new sequence.
     block_size
-        Sequences read from the database at a time.
+        Most database sequences per search unit (a unit is also a few MB at most).
     threads
-        Worker threads searching slices of each block.
+        Worker threads searching the units of the database.
 
     Returns
     -------
@@ -245,7 +281,7 @@ def search_family_thresholds(
             if state.msa is not None:
                 state.hmm, _, _ = state.builder.build_msa(state.msa, background)
         tick = time.perf_counter()
-        with SequenceDatabase(database, digital.alphabet, hash_it=sha256 is None) as handle:
+        with SequenceDatabase(database, hash_it=sha256 is None) as handle:
             counts = _search_pass(handle, active, block_size=block_size, threads=threads)
             if handle.hasher is not None:
                 sha256, n_bytes = handle.hasher.digest.hexdigest(), handle.hasher.n_bytes
@@ -275,6 +311,7 @@ def _finish(state, focus, digital, database, iterations, block_size, threads, wa
             "bitscore_per_residue": state.bitscore_per_residue,
             "threshold_bits": round(state.threshold, 3),
             "block_size": block_size,
+            "unit_bytes": unit_bytes(Path(database["path"]), threads),
             "threads": threads,
             "pyhmmer": pyhmmer.__version__,
         },
@@ -314,14 +351,14 @@ def search_family(
     focus
         ``(id, sequence)``; an ``id/start-end`` range gives the numbering.
     database
-        Protein FASTA file, plain or gzip-compressed, read in blocks (never whole).
+        Protein FASTA file, plain or gzip-compressed, read in units (never whole).
     iterations
         Largest number of search rounds (EVcouplings: 5).
     bitscore_per_residue
         Inclusion threshold in bits per focus residue (EVcouplings' default 0.5; EVE's
         ``b0.1`` alignments used 0.1).
     block_size
-        Sequences read from the database at a time.
+        Most database sequences per search unit (a unit is also a few MB at most).
     threads
         Worker threads.
 

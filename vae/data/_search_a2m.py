@@ -1,4 +1,4 @@
-"""Focus sequences in, A2M family alignments out: the files around a family search."""
+"""Focus sequences in, A2M/A3M family alignments out: the files around a family search."""
 
 from __future__ import annotations
 
@@ -139,11 +139,49 @@ def focus_mode_rows(
     return [(focus_name, texts[0]), *zip(names[1:], texts[1:], strict=True)]
 
 
-def write_a2m(rows: list[tuple[str, str]], path: str | Path) -> None:
-    """Write ``(name, row)`` pairs as A2M (one line per sequence), atomically."""
+#: Output formats of a searched alignment: A2M pads insert columns with ``.``; A3M drops
+#: the ``.`` so that each row holds its own insertions only (HH-suite's format).
+ALIGNMENT_OUTPUT_FORMATS = ("a2m", "a3m")
+
+
+def output_format(path: str | Path, alignment_format: str | None = None) -> str:
+    """Return the format to write: ``alignment_format``, else ``a3m`` for a ``.a3m`` path.
+
+    Raises
+    ------
+    VAEInputError
+        ``alignment_format`` is neither ``a2m`` nor ``a3m``.
+    """
+    if alignment_format is None:
+        return "a3m" if Path(path).suffix.lower() == ".a3m" else "a2m"
+    if alignment_format not in ALIGNMENT_OUTPUT_FORMATS:
+        raise VAEInputError(
+            "search.alignment_format",
+            f"unknown alignment format {alignment_format!r}; use a2m or a3m",
+        )
+    return alignment_format
+
+
+def write_a2m(
+    rows: list[tuple[str, str]], path: str | Path, alignment_format: str = "a2m"
+) -> None:
+    """Write ``(name, row)`` pairs as A2M or A3M (one line per sequence), atomically.
+
+    Parameters
+    ----------
+    rows
+        A2M rows (:func:`focus_mode_rows`): upper case and ``-`` in the match columns,
+        lower case and ``.`` in the insert columns.
+    path
+        Output file.
+    alignment_format
+        ``a2m`` writes the rows as they are; ``a3m`` drops the ``.`` padding, so rows
+        differ in length and their match columns (upper case and ``-``) still line up.
+    """
+    strip = output_format(path, alignment_format) == "a3m"
     with atomic_path(path) as tmp, open(tmp, "w") as handle:
         for name, row in rows:
-            handle.write(f">{name}\n{row}\n")
+            handle.write(f">{name}\n{row.replace('.', '') if strip else row}\n")
 
 
 def alignment_depth(

@@ -35,7 +35,7 @@ def _take(matrix: torch.Tensor, flat: torch.Tensor) -> torch.Tensor:
 
 class _CountLogLikelihood(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, log_mu, log_theta, pi_logits, cell, gene, value):  # noqa: D102
+    def forward(ctx, log_mu, log_theta, pi_logits, cell, gene, value, lgamma_terms):  # noqa: D102
         n_genes = log_mu.shape[1]
         flat = cell * n_genes + gene
         theta = log_theta.exp()
@@ -44,12 +44,14 @@ class _CountLogLikelihood(torch.autograd.Function):
         r = mu.div_(total)  # mu / (theta + mu), in mu's buffer
         log_total = total.log_()
         theta_nz = theta.index_select(0, gene)
-        sparse = (
-            value * (_take(log_mu, flat) - _take(log_total, flat))
-            + torch.lgamma(value + theta_nz)
-            - torch.lgamma(theta).index_select(0, gene)
-            - torch.lgamma(value + 1)
-        )
+        sparse = value * (_take(log_mu, flat) - _take(log_total, flat))
+        if lgamma_terms is None:
+            sparse = (
+                sparse
+                + torch.lgamma(value + theta_nz)
+                - torch.lgamma(theta).index_select(0, gene)
+                - torch.lgamma(value + 1)
+            )
         nb0 = log_total.neg_().add_(log_theta).mul_(theta)  # theta * log(theta / (theta + mu))
         if pi_logits is None:
             ll = nb0.sum(-1)
@@ -59,6 +61,8 @@ class _CountLogLikelihood(torch.autograd.Function):
             ll = zero_case.sum(-1) - F.softplus(pi_logits).sum(-1)
             sparse += _take(nb0, flat) - _take(zero_case, flat)
         ll.index_add_(0, cell, sparse)
+        if lgamma_terms is not None:
+            ll += lgamma_terms
         saved = (r, nb0, theta, theta_nz, cell, gene, value, flat)
         ctx.save_for_backward(*saved, *(() if pi_logits is None else (diff, pi_logits)))
         return ll
@@ -80,10 +84,15 @@ class _CountLogLikelihood(torch.autograd.Function):
             weighted_nb0 = nb0
         # d/d log mu = x - (x + w theta) r: -w theta r everywhere plus x (1 - r) at nonzeros
         d_log_mu.view(-1).index_add_(0, flat, value * (1.0 - _take(r, flat)))
-        grad_log_theta = grad @ weighted_nb0 - grad @ d_log_mu
-        digamma = torch.digamma(value + theta_nz) - torch.digamma(theta).index_select(0, gene)
-        grad_log_theta.index_add_(0, gene, digamma.mul_(theta_nz).mul_(grad.index_select(0, cell)))
-        return d_log_mu.mul_(g), grad_log_theta, grad_pi, None, None, None
+        grad_log_theta = None
+        # a frozen dispersion (query mapping) needs no digamma pass over the nonzeros
+        if ctx.needs_input_grad[1]:
+            grad_log_theta = grad @ weighted_nb0 - grad @ d_log_mu
+            digamma = torch.digamma(value + theta_nz) - torch.digamma(theta).index_select(0, gene)
+            grad_log_theta.index_add_(
+                0, gene, digamma.mul_(theta_nz).mul_(grad.index_select(0, cell))
+            )
+        return d_log_mu.mul_(g), grad_log_theta, grad_pi, None, None, None, None
 
 
 def count_log_likelihood(
@@ -93,6 +102,7 @@ def count_log_likelihood(
     cell: torch.Tensor,
     gene: torch.Tensor,
     value: torch.Tensor,
+    lgamma_terms: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Per-cell NB (``pi_logits is None``) or ZINB log-likelihood, summed over genes.
 
@@ -106,10 +116,43 @@ def count_log_likelihood(
         Zero-inflation logits ``(cells, genes)``, or ``None`` for NB.
     cell, gene, value
         Row, column and value of the nonzero counts (all other counts are zero).
+    lgamma_terms
+        The cells' :func:`nb_lgamma_terms` at this ``log_theta``, computed once when the
+        dispersion is fixed (query mapping); ``None`` computes them.
 
     Returns
     -------
     torch.Tensor
         ``log p(x | mu, theta[, pi])`` per cell, shape ``(cells,)``.
     """
-    return _CountLogLikelihood.apply(log_mu, log_theta, pi_logits, cell, gene, value)
+    return _CountLogLikelihood.apply(log_mu, log_theta, pi_logits, cell, gene, value, lgamma_terms)
+
+
+def nb_lgamma_terms(
+    log_theta: torch.Tensor,
+    cell: torch.Tensor,
+    gene: torch.Tensor,
+    value: torch.Tensor,
+    n_cells: int,
+) -> torch.Tensor:
+    """Return the log-likelihood terms of each cell that do not depend on ``mu`` or dropout.
+
+    Per cell, the sum over its nonzero counts of ``lgamma(x + theta) - lgamma(theta)
+    - lgamma(x + 1)``: fixed while the dispersion is.
+
+    Parameters
+    ----------
+    log_theta
+        Log inverse dispersion per gene ``(genes,)``.
+    cell, gene, value
+        Row, column and value of the nonzero counts.
+    n_cells
+        Number of cells (rows).
+    """
+    theta = log_theta.exp()
+    terms = (
+        torch.lgamma(value + theta.index_select(0, gene))
+        - torch.lgamma(theta).index_select(0, gene)
+        - torch.lgamma(value + 1)
+    )
+    return torch.zeros(n_cells, dtype=terms.dtype, device=terms.device).index_add_(0, cell, terms)

@@ -129,15 +129,38 @@ class CountVAE(BaseModule):
     ) -> LossOutput:
         """Compute the ELBO terms of a minibatch of counts ``(batch, genes)``."""
         counts = x if isinstance(x, CountBatch) else CountBatch.from_dense(x)
-        qz = self.inference(counts, batch)
+        return self.loss_given_posterior(
+            counts, self.inference(counts, batch), batch, sample=sample
+        )
+
+    def loss_given_posterior(
+        self,
+        counts: CountBatch,
+        qz: Normal,
+        batch: torch.Tensor | None,
+        *,
+        sample: bool = True,
+        lgamma_terms: torch.Tensor | None = None,
+    ) -> LossOutput:
+        """ELBO terms of ``counts`` given their posterior ``qz`` (what :meth:`loss` computes).
+
+        For callers that compute ``q(z | x)`` their own way, e.g. query mapping with the
+        frozen part of the encoder's first layer computed once per cell; with a frozen
+        dispersion such a caller may also pass the cells' ``lgamma_terms``
+        (:func:`~vae.module._count_likelihood.nb_lgamma_terms`).
+        """
         z = qz.rsample() if sample else qz.loc
-        log_ll = self._log_likelihood_at(counts, z, batch)
+        log_ll = self._log_likelihood_at(counts, z, batch, lgamma_terms)
         # KL(N(m, s^2) || N(0, 1)) in closed form
         kl = (0.5 * (qz.loc.square() + qz.scale.square() - 1.0) - qz.scale.log()).sum(-1)
         return LossOutput(-log_ll, kl, torch.zeros((), device=counts.value.device))
 
     def _log_likelihood_at(
-        self, counts: CountBatch, z: torch.Tensor, batch: torch.Tensor | None
+        self,
+        counts: CountBatch,
+        z: torch.Tensor,
+        batch: torch.Tensor | None,
+        lgamma_terms: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Per-cell ``log p(x | z, library, batch)`` (sparse-aware NB/ZINB)."""
         log_scale, pi_logits = self._decode(z, batch)
@@ -149,6 +172,7 @@ class CountVAE(BaseModule):
             counts.cell,
             counts.gene,
             counts.value,
+            lgamma_terms,
         )
 
     def log_importance_weight(

@@ -74,7 +74,10 @@ class GaussianEncoder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> Normal:
         """Return ``q(z | x)``."""
-        hidden = self.body(x)
+        return self.posterior(self.body(x))
+
+    def posterior(self, hidden: torch.Tensor) -> Normal:
+        """Return ``q(z | x)`` from the output of :attr:`body`."""
         log_var = self.log_var(hidden).clamp(-12.0, 8.0)
         # no argument validation: NaN from diverged weights must reach the trainer's
         # finiteness check (NonFiniteLossError), not fail here with a ValueError

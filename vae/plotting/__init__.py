@@ -2,6 +2,14 @@
 
 from vae.plotting._expression import metrics_table, plot_metrics_table
 from vae.plotting._figures import plot_latent, plot_training_curves, plot_variant_scores
+from vae.plotting._mapping import (
+    confusion_matrix,
+    label_accuracy,
+    plot_confusion,
+    plot_joint_umap,
+    predicted_label_counts,
+    write_predicted_label_counts,
+)
 from vae.plotting._protein import (
     column_frequencies,
     plot_eve_mixture,
@@ -13,8 +21,12 @@ from vae.plotting._scan import plot_scan
 
 __all__ = [
     "column_frequencies",
+    "confusion_matrix",
+    "label_accuracy",
     "metrics_table",
+    "plot_confusion",
     "plot_eve_mixture",
+    "plot_joint_umap",
     "plot_latent",
     "plot_metrics_table",
     "plot_mutation_heatmap",
@@ -23,4 +35,6 @@ __all__ = [
     "plot_training_curves",
     "plot_variant_roc",
     "plot_variant_scores",
+    "predicted_label_counts",
+    "write_predicted_label_counts",
 ]

@@ -4,17 +4,35 @@ One module per stage, named like ``workflow/rules/``. Every step reads its input
 calls the library, and writes its outputs atomically, so a failure leaves earlier
 results untouched and no partial file behind. Domain logic lives in the library
 (:mod:`vae.data`, :mod:`vae.model`, :mod:`vae.metrics`), not here.
+
+The steps are imported on first use (:pep:`562`): a step imports only what it needs
+(the family search, ``align_family``, runs without torch, scanpy and anndata loaded).
 """
 
-from vae.steps.align import align_family
-from vae.steps.embed import embed_new, embed_preprocessed
-from vae.steps.evaluate import evaluate_expression, evaluate_protein
-from vae.steps.map import map_query
-from vae.steps.preprocess import preprocess_expression, preprocess_protein
-from vae.steps.sample import sample_expression, sample_protein
-from vae.steps.score import score_eve_global, score_variant_table, score_variants
-from vae.steps.sources import BUILTIN_SOURCES, fetch_source
-from vae.steps.train import train_model
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+#: Public name -> the step module that defines it.
+_WHERE = {
+    "align_family": "align",
+    "embed_new": "embed",
+    "embed_preprocessed": "embed",
+    "evaluate_expression": "evaluate",
+    "evaluate_protein": "evaluate",
+    "map_query": "map",
+    "preprocess_expression": "preprocess",
+    "preprocess_protein": "preprocess",
+    "sample_expression": "sample",
+    "sample_protein": "sample",
+    "score_eve_global": "score",
+    "score_variant_table": "score",
+    "score_variants": "score",
+    "BUILTIN_SOURCES": "sources",
+    "fetch_source": "sources",
+    "train_model": "train",
+}
 
 __all__ = [
     "BUILTIN_SOURCES",
@@ -34,3 +52,27 @@ __all__ = [
     "score_variants",
     "train_model",
 ]
+
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from vae.steps.align import align_family
+    from vae.steps.embed import embed_new, embed_preprocessed
+    from vae.steps.evaluate import evaluate_expression, evaluate_protein
+    from vae.steps.map import map_query
+    from vae.steps.preprocess import preprocess_expression, preprocess_protein
+    from vae.steps.sample import sample_expression, sample_protein
+    from vae.steps.score import score_eve_global, score_variant_table, score_variants
+    from vae.steps.sources import BUILTIN_SOURCES, fetch_source
+    from vae.steps.train import train_model
+
+
+def __getattr__(name: str) -> Any:
+    """Import a step's module on first use."""
+    if name in _WHERE:
+        value = getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_WHERE))

@@ -16,7 +16,7 @@ from vae.data._search import (
     check_database,
     search_family_thresholds,
 )
-from vae.data._search_a2m import alignment_depth, read_focus, write_a2m
+from vae.data._search_a2m import alignment_depth, output_format, read_focus, write_a2m
 from vae.errors import VAEInputError
 
 logger = logging.getLogger(__name__)
@@ -61,8 +61,9 @@ def align_family(
     theta: float = 0.2,
     block_size: int = DEFAULT_BLOCK_SIZE,
     cpus: int = 1,
+    alignment_format: str | None = None,
 ) -> dict[str, Any]:
-    """Search a database for the focus protein's family and write its A2M alignment.
+    """Search a database for the focus protein's family and write its A2M/A3M alignment.
 
     Parameters
     ----------
@@ -71,7 +72,7 @@ def align_family(
     database
         Protein FASTA database, plain or gzip, streamed in blocks.
     alignment
-        Output A2M: the focus first, upper case = its match columns.
+        Output alignment: the focus first, upper case = its match columns.
     manifest
         Provenance JSON (default: ``<alignment stem>.manifest.json`` beside it).
     thresholds_table
@@ -93,6 +94,10 @@ def align_family(
         The preprocessing filters and weights used to measure coverage and Neff.
     cpus
         Worker threads of the search.
+    alignment_format
+        ``a2m`` (insert columns padded with ``.``) or ``a3m`` (no ``.`` padding: each row
+        holds its own insertions only); ``None``: ``a3m`` when ``alignment`` ends in
+        ``.a3m``, else ``a2m``.
 
     Returns
     -------
@@ -101,6 +106,7 @@ def align_family(
     """
     started = time.perf_counter()
     alignment = Path(alignment)
+    alignment_format = output_format(alignment, alignment_format)
     manifest = Path(manifest) if manifest else search_manifest_path(alignment)
     table_path = Path(thresholds_table or alignment.with_name("search_thresholds.tsv"))
     focus_record = read_focus(focus)
@@ -152,8 +158,9 @@ def align_family(
             "chosen": row,
         },
         "focus_file": str(focus),
+        "alignment_format": alignment_format,
     }
-    write_a2m(result.rows, alignment)
+    write_a2m(result.rows, alignment, alignment_format)
     _write_table(table, table_path)
     write_json_atomic(manifest, _manifest(record, time.perf_counter() - started))
     return record

@@ -12,6 +12,7 @@ import pandas as pd
 from vae._constants import KEYS
 from vae._io import read_embedding, read_h5ad, write_json_atomic, write_text_atomic
 from vae.data import preprocess_obs_keys, read_variant_labels
+from vae.data._backed import stored_csr_bytes
 from vae.errors import VAEInputError
 from vae.metrics import (
     SCAN_SCORE_COLUMNS,
@@ -165,9 +166,11 @@ def evaluate_expression(
     (:meth:`~vae.model.BaseModel.log_evidence`, as scvi-tools' ``get_marginal_ll``), next
     to the ELBO of the same draws and their gap.
 
-    The counts stay on disk: only the validation cells (for the ELBO) and the evaluated
-    cells (:func:`evaluation_cells`; for the metrics and the PCA baseline, fitted on
-    those cells) are read. ``metrics.json`` records ``n_cells_evaluated``.
+    The counts stay on disk: the validation cells (for the ELBO and the log-evidence)
+    stream from the file in row blocks, one minibatch in memory at a time, when ``X``
+    is CSR (as preprocessing writes it; otherwise they are loaded), and only the evaluated
+    cells (:func:`evaluation_cells`; for the metrics and the PCA baseline, fitted on those
+    cells) are loaded. ``metrics.json`` records ``n_cells_evaluated``.
     """
     model = load_model(model_dir)
     adata = read_h5ad(data, backed=True)
@@ -188,7 +191,8 @@ def evaluate_expression(
         "n_cells_evaluated": int(cells.size),
     }
     if val.size:
-        heldout = adata[val].to_memory()
+        # CSR counts stream from disk block by block (a backed view); others are loaded
+        heldout = adata[val] if stored_csr_bytes(data) is not None else adata[val].to_memory()
         metrics |= _heldout_likelihoods(model, heldout, "cell", evidence_samples, seed)
     metrics["vae"] = embedding_metrics(latent[cells], labels, batches, seed=seed)
     counts = adata[cells].to_memory().X

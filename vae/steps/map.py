@@ -15,7 +15,6 @@ from vae._constants import FILES, KEYS
 from vae._device import resolve_device
 from vae._io import (
     atomic_path,
-    read_h5ad,
     staged_directory,
     write_h5ad_atomic,
     write_json_atomic,
@@ -24,7 +23,7 @@ from vae.errors import VAEInputError
 from vae.metrics import knn_label_transfer, mapping_metrics
 from vae.model import CountModel, QueryTraining, load_model, map_query_model
 from vae.provenance import sidecar_manifest, write_manifest
-from vae.steps.embed import _open_cells
+from vae.steps._map_input import read_query, reference_cells
 
 REFERENCE_FILE = "reference.h5ad"
 
@@ -33,40 +32,6 @@ def mapped_model_dir(output: str | Path) -> Path:
     """Where the mapped model of ``output`` is saved: ``{output stem}_model/`` beside it."""
     output = Path(output)
     return output.with_name(f"{output.name.removesuffix('.h5ad')}_model")
-
-
-def _read_query(
-    model: CountModel,
-    path: Path,
-    *,
-    batch_key: str | None,
-    layer: str | None,
-    var_key: str | None,
-    min_overlap: float,
-) -> ad.AnnData:
-    """Read the query in the model's gene order, its batch column under the model's name."""
-    if not path.exists():
-        raise VAEInputError(path, "file does not exist")
-    if path.suffix.lower() in {".fasta", ".fa", ".a2m", ".a3m", ".sto", ".stockholm"}:
-        raise VAEInputError(path, "is a sequence file; `vae map` maps cells (.h5ad, 10x, CSV)")
-    source = _open_cells(path)
-    source = source.to_memory() if source.isbacked else source
-    model_key = model.info.get("batch_key")
-    if model_key and batch_key and batch_key != model_key:
-        if batch_key not in source.obs:
-            raise VAEInputError(path, f"batch column {batch_key!r} is not an obs column")
-        source.obs[model_key] = source.obs[batch_key]
-    elif model_key and model_key not in source.obs:
-        raise VAEInputError(
-            path,
-            f"batch column {model_key!r} of the model is not an obs column; "
-            "name the query's batch column with --batch-key",
-        )
-    prepared = model.prepare_query(
-        source, layer=layer, var_key=var_key, min_overlap=min_overlap, source=path
-    )
-    prepared.obs_names = prepared.obs_names.astype(str)
-    return prepared
 
 
 def _reference_path(model_dir: Path, reference: str | Path | None) -> Path | None:
@@ -82,23 +47,6 @@ def _reference_path(model_dir: Path, reference: str | Path | None) -> Path | Non
     recorded = json.loads(manifest.read_text()).get("inputs", {}).get("data", {}).get("path")
     candidates = [Path(recorded), model_dir.parent / Path(recorded).name] if recorded else []
     return next((p for p in candidates if p.is_file()), None)
-
-
-def _reference_cells(
-    model: CountModel, path: Path, label_key: str, min_overlap: float
-) -> tuple[np.ndarray, ad.AnnData]:
-    """Latent means and ``obs`` (labels, batch) of the reference's cells."""
-    adata = read_h5ad(path)
-    if label_key not in adata.obs:
-        raise VAEInputError(path, f"label key {label_key!r} is not an obs column of the reference")
-    if list(adata.var_names) != model.var_names:
-        adata = model.prepare_query(adata, min_overlap=min_overlap, source=path)
-    keep = [k for k in (label_key, model.info.get("batch_key")) if k and k in adata.obs]
-    obs = adata.obs[keep].astype(str)
-    obs.index = obs.index.astype(str)
-    cells = ad.AnnData(obs=obs)
-    cells.obsm[KEYS.X_VAE] = model.get_latent(adata)
-    return cells.obsm[KEYS.X_VAE], cells
 
 
 def map_query(
@@ -118,6 +66,7 @@ def map_query(
     var_key: str | None = None,
     seed: int = 0,
     init: str = "zeros",
+    backed: bool | str = "auto",
 ) -> dict[str, Any]:
     """Map new cells onto a trained expression model; transfer the reference's labels.
 
@@ -130,9 +79,9 @@ def map_query(
     Writes ``output`` (query cells, ``obsm["X_vae"]``, ``obs["predicted_<label_key>"]``
     and ``obs["<label_key>_uncertainty"]`` when labels are transferred, the gene overlap
     in ``uns``), ``{output}.manifest.json``, the mapped model folder
-    (:func:`mapped_model_dir`, with the reference embedding and labels in
-    ``reference.h5ad``) and, when the query has the label column,
-    ``{output}.metrics.json``. The reference model folder is only read.
+    (:func:`mapped_model_dir`, with the reference cells' embedding, labels and batches
+    in ``reference.h5ad`` when the reference data are found) and, when the query has the
+    label column, ``{output}.metrics.json``. The reference model folder is only read.
 
     Parameters
     ----------
@@ -156,6 +105,10 @@ def map_query(
         As for :func:`~vae.steps.embed_new`.
     seed, init
         Query training seed; start of the new batch columns (``zeros`` or ``random``).
+    backed
+        Read the query's counts from disk block by block (``"auto"``: when its CSR
+        matrix is large, :data:`~vae.steps._map_input.BACKED_QUERY_BYTES`); training,
+        embedding and label transfer then hold one block of cells at a time.
     """
     started = time.perf_counter()
     model_dir, query, output = Path(model_dir), Path(query), Path(output)
@@ -167,9 +120,6 @@ def map_query(
         raise VAEInputError("uncertainty_threshold", "must be between 0 and 1")
     if epochs is not None and epochs < 0:
         raise VAEInputError("epochs", f"must be at least 0, not {epochs}")
-    cells = _read_query(
-        model, query, batch_key=batch_key, layer=layer, var_key=var_key, min_overlap=min_overlap
-    )
     explicit_label = label_key is not None
     label_key = label_key or model.info.get("preprocess", {}).get("label_key")
     reference_path = _reference_path(model_dir, reference)
@@ -177,22 +127,35 @@ def map_query(
         raise VAEInputError(
             model_dir, "no reference data recorded with the model; give it with --reference"
         )
-    ref_latent = ref_cells = None
-    if label_key and reference_path is not None:
-        ref_latent, ref_cells = _reference_cells(model, reference_path, label_key, min_overlap)
-
-    mapped, record = map_query_model(
-        model, cells, QueryTraining(epochs=epochs, seed=seed, init=init)
+    cells = read_query(
+        model,
+        query,
+        batch_key=batch_key,
+        layer=layer,
+        var_key=var_key,
+        min_overlap=min_overlap,
+        backed=backed,
     )
-    latent = mapped.get_latent(cells)
+    try:
+        ref_cells = None
+        if reference_path is not None:
+            ref_cells = reference_cells(model, reference_path, label_key, min_overlap)
+        mapped, record = map_query_model(
+            model, cells, QueryTraining(epochs=epochs, seed=seed, init=init)
+        )
+        latent = mapped.get_latent(cells)
+    finally:
+        cells.close()
 
     out = ad.AnnData(obs=cells.obs.copy())
     out.obsm[KEYS.X_VAE] = latent
     metrics = None
-    if ref_cells is not None:
+    labelled = ref_cells is not None and bool(label_key)
+    if labelled:
+        ref_latent, ref_labels = ref_cells.obsm[KEYS.X_VAE], ref_cells.obs[label_key].to_numpy()
         transfer = knn_label_transfer(
             ref_latent,
-            ref_cells.obs[label_key].to_numpy(),
+            ref_labels,
             latent,
             n_neighbors=n_neighbors,
             threshold=uncertainty_threshold,
@@ -202,18 +165,18 @@ def map_query(
         if label_key in cells.obs:
             metrics = mapping_metrics(
                 ref_latent,
-                ref_cells.obs[label_key].to_numpy(),
+                ref_labels,
                 latent,
                 cells.obs[label_key].to_numpy(),
                 transfer,
                 seed=seed,
             ) | {"mode": record["mode"], "uncertainty_threshold": uncertainty_threshold}
-    overlap = cells.uns["overlap"]
-    out.uns["overlap"] = {k: v for k, v in overlap.items() if not isinstance(v, list)}
-    out.uns["gene_present"] = cells.var["present"].to_numpy()
+    out.uns["overlap"] = {k: v for k, v in cells.overlap.items() if not isinstance(v, list)}
+    out.uns["gene_present"] = np.asarray(cells.gene_present)
     out.uns["model"] = {"path": str(model_dir), "domain": model.domain}
     summary = {k: v for k, v in record.items() if k != "history" and v is not None}
-    if ref_cells is None:
+    summary["backed"] = cells.backed
+    if not labelled:
         summary["label_transfer"] = (
             "no label key: no labels transferred"
             if not label_key
@@ -221,6 +184,7 @@ def map_query(
         )
     out.uns["mapping"] = summary | {
         "label_key": label_key or "",
+        "batch_key": model.info.get("batch_key") or "",
         "reference": str(reference_path or ""),
         "uncertainty_threshold": uncertainty_threshold,
         "n_neighbors": n_neighbors,
@@ -244,6 +208,7 @@ def map_query(
             "layer": layer,
             "var_key": var_key,
             "init": init,
+            "backed": backed,
         },
         seed=seed,
         device=str(torch_device),

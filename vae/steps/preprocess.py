@@ -8,6 +8,12 @@ from typing import Any
 from vae._device import resolve_device
 from vae._io import write_h5ad_atomic
 from vae.data import alignment_to_anndata, prepare_counts, read_alignment
+from vae.data._chunked import (
+    ROUTE_CHUNKED,
+    ROUTE_IN_MEMORY,
+    preprocess_counts_chunked,
+    use_chunked,
+)
 from vae.steps.align import read_search_summary
 
 
@@ -51,18 +57,18 @@ def preprocess_expression(
     min_genes: int = 1,
     min_cells: int = 1,
     n_top_genes: int | None = None,
+    chunked: bool | str = "auto",
 ) -> dict[str, Any]:
-    """Check raw counts, QC-filter, optionally select HVGs; write ``.h5ad``. Returns the stats."""
-    adata, stats = prepare_counts(
-        counts,
-        layer=layer,
-        label_key=label_key,
-        batch_key=batch_key,
-        min_genes=min_genes,
-        min_cells=min_cells,
-        n_top_genes=n_top_genes,
-    )
-    adata.uns["preprocess"] = stats | {
+    """Check raw counts, QC-filter, optionally select HVGs; write ``.h5ad``. Returns the stats.
+
+    ``chunked``: ``True`` reads the CSR counts of an ``.h5ad`` file in row blocks and
+    writes the result block by block (:func:`~vae.data._chunked.preprocess_counts_chunked`,
+    the same cells, genes and values as scanpy in memory); ``False`` loads them
+    (:func:`~vae.data.prepare_counts`); ``"auto"`` chunks above 2 GiB of CSR counts
+    (:func:`~vae.data._chunked.use_chunked`). ``uns["preprocess"]["route"]`` records
+    the route taken (``chunked`` or ``in_memory``).
+    """
+    settings = {
         "source": str(counts),
         "layer": layer,
         "label_key": label_key,
@@ -70,6 +76,14 @@ def preprocess_expression(
         "min_genes": min_genes,
         "min_cells": min_cells,
         "n_top_genes": n_top_genes,
+        "chunked": chunked,
     }
+    options = {k: v for k, v in settings.items() if k not in ("source", "chunked")}
+    if use_chunked(counts, chunked, layer):
+        settings["route"] = ROUTE_CHUNKED
+        stats = preprocess_counts_chunked(counts, output, **options, record=settings)
+        return stats | {"route": ROUTE_CHUNKED}
+    adata, stats = prepare_counts(counts, **options)
+    adata.uns["preprocess"] = stats | settings | {"route": ROUTE_IN_MEMORY}
     write_h5ad_atomic(adata, output)
-    return stats
+    return stats | {"route": ROUTE_IN_MEMORY}

@@ -216,12 +216,14 @@ def source_path_of(name):
 def source_path(wildcards):
     """Input of the dataset's preprocessing: its source, or the alignment searched for it."""
     if search_database(wildcards.dataset):
-        return f"results/protein/{wildcards.dataset}/alignment.a2m"
+        return f"results/protein/{wildcards.dataset}/alignment.{SEARCH_FORMAT}"
     return source_path_of(wildcards.dataset)
 
 
 # --- family search: a protein row whose source is one focus sequence (rules/align.smk)
 SEARCH = config.get("search") or {}
+# the searched alignment is written as results/protein/{dataset}/alignment.<a2m|a3m>
+SEARCH_FORMAT = SEARCH.get("alignment_format") or "a2m"
 SEQUENCE_SUFFIXES = (".fasta", ".fa", ".faa")
 
 
@@ -393,11 +395,18 @@ def map_epochs(wc):
 
 
 def map_outputs():
-    """The mapped query, its manifest and mapped model for every mapping sheet row."""
+    """Every mapping sheet row's mapped query, manifest, mapped model, figures and table."""
     return [
-        f"results/map/{row['model']}/{name}{suffix}"
+        f"results/map/{row['model']}/{path}"
         for name, row in MAPPED.iterrows()
-        for suffix in (".h5ad", ".manifest.json", "_model")
+        for path in (
+            f"{name}.h5ad",
+            f"{name}.manifest.json",
+            f"{name}_model",
+            f"{name}_predicted_labels.tsv",
+            f"figures/{name}_joint_umap.png",
+            f"figures/{name}_confusion.png",
+        )
     ]
 
 

@@ -31,6 +31,8 @@ rule preprocess_expression:
         "../envs/vae.yaml"
     threads: 2
     resources:
+        # the in-memory route; chunked (preprocess.expression.chunked, in the settings)
+        # holds per-cell and per-gene arrays and one block of rows
         mem_mb=8000,
         runtime=60,
     params:

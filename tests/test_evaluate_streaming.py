@@ -1,0 +1,90 @@
+"""The held-out ELBO of ``evaluate_expression`` streams the validation cells from disk."""
+
+from __future__ import annotations
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+
+from vae.data._backed import BackedCounts, BackedRowSubset
+from vae.model import CountModel, load_model
+from vae.steps import embed_preprocessed, evaluate_expression, train_model
+
+N_CELLS, N_GENES = 2600, 30  # three blocks of 1024 rows
+
+
+@pytest.fixture(scope="module")
+def counts_file(tmp_path_factory):
+    rng = np.random.default_rng(0)
+    counts = rng.poisson(rng.gamma(1.0, 2.0, (N_CELLS, N_GENES))).astype(np.float32)
+    obs = pd.DataFrame(
+        {"batch": pd.Categorical(rng.choice(["b0", "b1"], N_CELLS))},
+        index=[f"c{i}" for i in range(N_CELLS)],
+    )
+    adata = ad.AnnData(X=sp.csr_matrix(counts), obs=obs)
+    adata.var_names = [f"g{j}" for j in range(N_GENES)]
+    adata.uns["preprocess"] = {"batch_key": "batch"}
+    path = tmp_path_factory.mktemp("streaming") / "data.h5ad"
+    adata.write_h5ad(path)
+    return path
+
+
+def test_backed_view_reads_its_rows_only(counts_file, monkeypatch):
+    memory = ad.read_h5ad(counts_file)
+    backed = ad.read_h5ad(counts_file, backed="r")
+    model = CountModel.from_anndata(memory, batch_key="batch", n_latent=2, n_hidden=8)
+    rows = np.sort(np.random.default_rng(1).choice(N_CELLS, 200, replace=False))
+    rows = rows[rows < 2048]  # the first two blocks only
+
+    read = []  # blocks read from disk (cache misses)
+    original = BackedCounts._read_block
+
+    def spy(self, block):
+        if block not in self._cache:
+            read.append(block)
+        return original(self, block)
+
+    monkeypatch.setattr(BackedCounts, "_read_block", spy)
+    store = model.tensors(backed[rows])["x"]
+    assert isinstance(store, BackedRowSubset)
+    assert len(store) == rows.size
+    np.testing.assert_allclose(
+        model.elbo(backed[rows], batch_size=64), model.elbo(memory[rows], batch_size=64), rtol=1e-6
+    )
+    assert sorted(set(read)) == [0, 1]
+    assert len(read) == 2  # each block read once: sorted rows stream through the file
+    evidence, sampled = model.log_evidence(backed[rows], n_samples=3, seed=2)
+    expected = model.log_evidence(memory[rows], n_samples=3, seed=2)
+    np.testing.assert_allclose(evidence, expected[0], rtol=1e-6)
+    np.testing.assert_allclose(sampled, expected[1], rtol=1e-6)
+
+
+def test_evaluate_never_loads_the_validation_cells(counts_file, tmp_path, monkeypatch):
+    model_dir = tmp_path / "model"
+    train_model(
+        counts_file,
+        model_dir,
+        tmp_path / "history.tsv",
+        domain="expression",
+        model_kwargs={"n_latent": 2, "n_hidden": 8},
+        train_kwargs={"max_steps": 4, "batch_size": 64, "eval_every": 2, "backed": True},
+        device="cpu",
+    )
+    embedding = tmp_path / "embedding.h5ad"
+    embed_preprocessed(model_dir, counts_file, embedding, device="cpu")
+    loaded = []
+    original = ad.AnnData.to_memory
+    monkeypatch.setattr(
+        ad.AnnData, "to_memory", lambda self, *a, **k: loaded.append(self.n_obs) or original(self)
+    )
+    metrics = evaluate_expression(
+        model_dir, counts_file, embedding, tmp_path / "m.json", max_cells=100
+    )
+    assert loaded == [100]  # the evaluated subsample only (PCA baseline)
+    model = load_model(model_dir)
+    heldout = ad.read_h5ad(counts_file)[model.validation_index]
+    assert heldout.n_obs > 200
+    expected = float(model.elbo(heldout).mean())
+    assert metrics["heldout_elbo_per_cell"] == pytest.approx(expected, rel=1e-6)
