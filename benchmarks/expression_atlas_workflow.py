@@ -36,7 +36,6 @@ import json
 import os
 import platform
 import shlex
-import shutil
 import subprocess
 import sys
 import threading
@@ -270,6 +269,11 @@ def main() -> None:
         help="delete the generated counts at the end when larger (0: keep)",
     )
     parser.add_argument("--limit-gb", type=float, default=6.0, help="peak RSS limit checked")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="keep the jobs --work/report.json records as done; run the others",
+    )
     args = parser.parse_args()
 
     args.work.mkdir(parents=True, exist_ok=True)
@@ -290,7 +294,29 @@ def main() -> None:
         "regenerate": shlex.join(generate_command(args)),
         "settings": vars(args) | {"data": str(args.data), "work": str(args.work)},
     }
-    if not args.data.exists():
+    previous = {}
+    if args.resume and (args.work / "report.json").is_file():
+        previous = json.loads((args.work / "report.json").read_text())
+        report |= {
+            k: previous[k]
+            for k in (
+                "generate",
+                "data_gb_on_disk",
+                "data_shape",
+                "data_nnz",
+                "genes_per_cell",
+                "input_deleted",
+            )
+            if k in previous
+        }
+        report["resumed"] = {
+            "previous_date": previous["date"],
+            "previous_failed": previous.get("failed"),
+        }
+    done = [job for job in previous.get("jobs", []) if job["returncode"] == 0]
+    if done and not args.data.exists():
+        pass  # the finished preprocess_expression job no longer needs the raw counts
+    elif not args.data.exists():
         if not generated:
             sys.exit(f"{args.data}: no such file")
         print("generating:", report["regenerate"], flush=True)
@@ -299,23 +325,27 @@ def main() -> None:
         if report["generate"]["returncode"]:
             sys.exit(f"generate_counts.py failed; see {logs / 'generate.log'}")
         report["generate"]["stdout"] = (logs / "generate.log").read_text().strip()[-500:]
-    report["data_gb_on_disk"] = round(args.data.stat().st_size / 1e9, 3)
+    if args.data.exists():
+        import h5py
 
-    import h5py
-
-    with h5py.File(args.data, "r") as handle:
-        n_cells, n_genes = handle["X"].attrs["shape"]
-        nnz = handle["X"]["indices"].shape[0]
-    report["data_shape"] = [int(n_cells), int(n_genes)]
-    report["data_nnz"] = int(nnz)
-    report["genes_per_cell"] = round(nnz / n_cells, 1)
+        report["data_gb_on_disk"] = round(args.data.stat().st_size / 1e9, 3)
+        with h5py.File(args.data, "r") as handle:
+            n_cells, n_genes = handle["X"].attrs["shape"]
+            nnz = handle["X"]["indices"].shape[0]
+        report["data_shape"] = [int(n_cells), int(n_genes)]
+        report["data_nnz"] = int(nnz)
+        report["genes_per_cell"] = round(nnz / n_cells, 1)
 
     config = write_config(args)
     report["config"] = str(config)
     # a dry run: how long Snakemake takes to parse the workflow and build the DAG
-    report["dry_run"] = measure(snakemake(args, config, "-n"), logs / "dry_run.log")
-    report["jobs"] = []
+    report["dry_run"] = previous.get("dry_run") or measure(
+        snakemake(args, config, "-n"), logs / "dry_run.log"
+    )
+    report["jobs"] = done
     for rule, target, outputs in JOBS:
+        if any(job["rule"] == rule for job in done):
+            continue
         job = measure(snakemake(args, config, target), logs / f"{rule}.log")
         job |= {
             "rule": rule,
@@ -348,8 +378,9 @@ def main() -> None:
     report["max_peak_rss_gb"] = max(peaks, default=None)
     report["every_job_below_limit"] = all(p < args.limit_gb for p in peaks)
     report["load_average_at_end"] = os.getloadavg()
-    size = args.data.stat().st_size / 1e9
-    if generated and args.delete_input_above_gb and size > args.delete_input_above_gb:
+    size = args.data.stat().st_size / 1e9 if args.data.exists() else 0.0
+    big = args.delete_input_above_gb and size > args.delete_input_above_gb
+    if generated and big and "failed" not in report:
         args.data.unlink()
         report["input_deleted"] = True
     (args.work / "report.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
