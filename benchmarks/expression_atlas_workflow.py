@@ -230,15 +230,15 @@ def table(report: dict) -> str:
     """The jobs as a Markdown table."""
     lines = [
         "| job | wall s | peak RSS GB (job script) | peak RSS GB (tree, exact) "
-        "| written GB | outputs GB |",
+        "| written MB | outputs MB |",
         "| --- | ---: | ---: | ---: | ---: | ---: |",
     ]
     for job in report["jobs"]:
         script = job["processes"][0]["peak_rss_gb"] if job["processes"] else float("nan")
         lines.append(
             f"| {job['rule']} | {job['wall_s']:.0f} | {script:.2f} | "
-            f"{job['tree_peak_rss_gb']:.2f} | {job['tree_written_gb']:.2f} | "
-            f"{job['outputs_gb']:.3f} |"
+            f"{job['tree_peak_rss_gb']:.2f} | {job['tree_written_gb'] * 1e3:,.0f} | "
+            f"{job['outputs_gb'] * 1e3:,.1f} |"
         )
     return "\n".join(lines) + "\n"
 
