@@ -20,26 +20,18 @@ import scipy.sparse as sp
 import torch
 
 from vae._sparse import CountBatch
+from vae.data._count_blocks import stored_matrix
 from vae.errors import VAEInputError
 
 #: In-memory CSR of the whole matrix above this many bytes: read it backed (``backed: auto``).
 BACKED_AUTO_BYTES = 2 * 1024**3
 
 
-def _csr_group(handle: h5py.File, layer: str | None, path: Path) -> h5py.Group:
-    key = "X" if layer is None else f"layers/{layer}"
-    where = "X" if layer is None else f"layer {layer!r}"
-    if key not in handle:
-        raise VAEInputError(path, f"{where} not found in the file")
-    group = handle[key]
-    encoding = group.attrs.get("encoding-type") if isinstance(group, h5py.Group) else None
-    if encoding != "csr_matrix":
-        raise VAEInputError(
-            path,
-            f"{where} is {encoding or 'a dense array'}, not a CSR matrix; backed reading needs "
-            "CSR rows (rewrite it with X as scipy.sparse.csr_matrix, or set backed: false)",
-        )
-    return group
+#: What the error on a non-CSR matrix says to do, for backed reading.
+_BACKED_REMEDY = (
+    "backed reading needs CSR rows (rewrite it with X as scipy.sparse.csr_matrix, "
+    "or set backed: false)"
+)
 
 
 def stored_csr_bytes(path: str | Path, layer: str | None = None) -> int | None:
@@ -92,7 +84,7 @@ class BackedCounts:
             self._handle = h5py.File(self.path, "r")
         except OSError as err:
             raise VAEInputError(self.path, f"cannot open as HDF5/.h5ad ({err})") from err
-        self._group = _csr_group(self._handle, layer, self.path)
+        self._group = stored_matrix(self._handle, layer, self.path, _BACKED_REMEDY)
         self.n_rows, self.n_cols = (int(v) for v in self._group.attrs["shape"])
         self.indptr = self._group["indptr"][:].astype(np.int64)
         self._cache: OrderedDict[int, tuple[np.ndarray, np.ndarray]] = OrderedDict()

@@ -51,8 +51,26 @@ def check_count_values(
         )
 
 
-def stored_matrix(handle: h5py.File, layer: str | None, path: str | Path) -> h5py.Group:
-    """Return the CSR group of ``X`` or ``layers/<layer>`` (error if absent or not CSR)."""
+def stored_matrix(
+    handle: h5py.File,
+    layer: str | None,
+    path: str | Path,
+    remedy: str = "chunked preprocessing reads CSR rows (rewrite it as "
+    "scipy.sparse.csr_matrix, or set preprocess.expression.chunked: false)",
+) -> h5py.Group:
+    """Return the CSR group of ``X`` or ``layers/<layer>`` (error if absent or not CSR).
+
+    Parameters
+    ----------
+    handle
+        The open ``.h5ad`` file.
+    layer
+        The layer holding the counts; None: ``X``.
+    path
+        The file, named in the error.
+    remedy
+        What the error says to do about a matrix that is not CSR.
+    """
     key = "X" if layer is None else f"layers/{layer}"
     where = "X" if layer is None else f"layer {layer!r}"
     if key not in handle:
@@ -62,10 +80,7 @@ def stored_matrix(handle: h5py.File, layer: str | None, path: str | Path) -> h5p
     encoding = group.attrs.get("encoding-type") if isinstance(group, h5py.Group) else None
     if encoding != "csr_matrix":
         raise VAEInputError(
-            path,
-            f"{where} is {encoding or 'a dense array'}, not a CSR matrix; chunked preprocessing "
-            "reads CSR rows (rewrite it as scipy.sparse.csr_matrix, or set "
-            "preprocess.expression.chunked: false)",
+            path, f"{where} is {encoding or 'a dense array'}, not a CSR matrix; {remedy}"
         )
     return group
 

@@ -24,6 +24,14 @@ def _save(fig: plt.Figure, output: str | Path) -> None:
     plt.close(fig)
 
 
+def _umap_axes(ax: plt.Axes) -> None:
+    """Label a UMAP panel's axes and drop their ticks (UMAP coordinates carry no units)."""
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_xlabel("UMAP 1")
+    ax.set_ylabel("UMAP 2")
+
+
 def plot_training_curves(history: str | Path, output: str | Path) -> None:
     """Plot ELBO, reconstruction and KL per evaluation, train and validation.
 
@@ -123,10 +131,7 @@ def plot_latent(
                     ax.scatter(*coords[mask].T, s=4, color=cmap(i), label=name, linewidths=0)
                 ax.legend(fontsize=6, markerscale=2, frameon=False, loc="best")
         ax.set_title((key or "latent space") + subset)
-        ax.set_xticks([])
-        ax.set_yticks([])
-        ax.set_xlabel("UMAP 1")
-        ax.set_ylabel("UMAP 2")
+        _umap_axes(ax)
     fig.tight_layout()
     _save(fig, output)
     return int(cells.size)

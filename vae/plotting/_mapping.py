@@ -18,7 +18,7 @@ from vae._constants import KEYS
 from vae._io import atomic_path, read_embedding
 from vae.errors import VAEInputError
 from vae.metrics import UNKNOWN, evaluation_cells, neighbor_graph
-from vae.plotting._figures import _save
+from vae.plotting._figures import _save, _umap_axes
 
 #: Colour of ``Unknown`` (uncertain) cells and of the reference in the dataset panel.
 _GREY = "0.75"
@@ -255,10 +255,7 @@ def plot_joint_umap(
     for ax, (key, title) in zip(axes, panels.items(), strict=True):
         _categorical_panel(ax, coords, joint.obs[key], size)
         ax.set_title(title + subset, fontsize=10)
-        ax.set_xticks([])
-        ax.set_yticks([])
-        ax.set_xlabel("UMAP 1")
-        ax.set_ylabel("UMAP 2")
+        _umap_axes(ax)
     fig.tight_layout()
     _save(fig, output)
     return int(cells.size)
