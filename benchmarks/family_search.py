@@ -1,10 +1,14 @@
-"""Family search benchmark: from the P53 focus sequence alone, rebuild its family alignment.
+"""Family search benchmark: from a focus sequence alone (P53 or PTEN), rebuild its family.
 
 Database: the sequences of the shipped P53 and PTEN alignments (gaps removed; ids without
 their ``/start-end`` range) plus decoys: sequences emitted from four Pfam HMMs shipped with
-pyhmmer (seeded) and shuffled P53 sequences. PTEN sequences count as decoys too.
+pyhmmer (seeded) and shuffled sequences of the searched family. The other family's
+sequences (ids prefixed ``PTEN_`` or ``P53_``) count as decoys too. ``--family`` picks the
+focus (the first record of its alignment): ``P53`` (default; ``P53_HUMAN_b0.1.a2m``, built
+by EVE at 0.1 bits per residue) or ``PTEN`` (``PTEN_HUMAN_b1.0.a2m``, at 1.0); ``--bits``
+defaults to that alignment's threshold.
 
-Measured: recall of the shipped P53 alignment's ids, decoys admitted, wall time, CPU time
+Measured: recall of the shipped alignment's ids, decoys admitted, wall time, CPU time
 and peak RSS of the search (run in a child process, the import of the package included),
 for ``vae``'s search and, when the ``jackhmmer`` binary is on PATH (Debian package
 ``hmmer``), for HMMER's jackhmmer on the same database, query, thresholds, iterations and
@@ -13,9 +17,11 @@ see the same load) and reports the ratio of the median walls. ``--big-gb N`` add
 a generated N GB FASTA database (random sequences plus the family), ours then jackhmmer.
 
     .venv/bin/python benchmarks/family_search.py --threads 2 [--repeats 3] [--big-gb 5]
+    .venv/bin/python benchmarks/family_search.py --family PTEN --threads 2
 
 Writes ``benchmarks/out/family_search.json`` (and the work files under
-``benchmarks/out/family_search/``).
+``benchmarks/out/family_search/``); with ``--family PTEN``,
+``benchmarks/out/family_search_PTEN.json`` and ``benchmarks/out/family_search_PTEN/``.
 """
 
 from __future__ import annotations
@@ -35,9 +41,14 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data" / "protein"
 OUT = REPO / "benchmarks" / "out"
-WORK = OUT / "family_search"
 HMMS = ("Thioesterase.hmm", "PF02826.hmm", "KR.hmm", "LuxC.hmm")
 BACKGROUND = "ACDEFGHIKLMNPQRSTVWY"
+# the searched family: its EVE alignment (focus first) and the bits per residue it was
+# built at (EVE's name: b0.1, b1.0), the default of --bits
+FAMILIES = {
+    "P53": {"alignment": "P53_HUMAN_b0.1.a2m", "bits": 0.1},
+    "PTEN": {"alignment": "PTEN_HUMAN_b1.0.a2m", "bits": 1.0},
+}
 
 
 def read_a2m(path: Path) -> list[tuple[str, str]]:
@@ -72,27 +83,35 @@ def emitted_decoys(n_per_hmm: int, seed: int = 1) -> list[tuple[str, str]]:
     return out
 
 
-def build_database(path: Path, n_emitted: int, n_shuffled: int) -> dict:
-    p53 = read_a2m(DATA / "P53_HUMAN_b0.1.a2m")
-    pten = read_a2m(DATA / "PTEN_HUMAN_b1.0.a2m")
+def build_database(path: Path, n_emitted: int, n_shuffled: int, family: str = "P53") -> dict:
+    (other,) = set(FAMILIES) - {family}
+    alignment = DATA / FAMILIES[family]["alignment"]
+    members = read_a2m(alignment)
+    others = [
+        (f"{other}_{name}", seq) for name, seq in read_a2m(DATA / FAMILIES[other]["alignment"])
+    ]
     rng = np.random.default_rng(0)
     shuffled = [
-        (f"shuffled_P53_{i}", "".join(rng.permutation(list(p53[i % len(p53)][1]))))
+        (f"shuffled_{family}_{i}", "".join(rng.permutation(list(members[i % len(members)][1]))))
         for i in range(n_shuffled)
     ]
-    pten = [(f"PTEN_{name}", seq) for name, seq in pten]
-    decoys = pten + emitted_decoys(n_emitted) + shuffled
+    decoys = others + emitted_decoys(n_emitted) + shuffled
     with open(path, "w") as handle:
-        for name, seq in p53 + decoys:
+        for name, seq in members + decoys:
             handle.write(f">{name}\n{seq}\n")
-    focus = WORK / "P53_HUMAN.fasta"
-    focus.write_text(f">P53_HUMAN/1-393\n{p53[0][1]}\n")
+    with open(alignment) as handle:  # the focus header, range included: P53_HUMAN/1-393
+        header = handle.readline()[1:].split()[0]
+    focus = path.parent / f"{header.split('/')[0]}.fasta"
+    focus.write_text(f">{header}\n{members[0][1]}\n")
     return {
         "focus": focus,
-        "family": {name for name, _ in p53},
+        "focus_id": header,
+        "focus_length": len(members[0][1]),
+        "family": {name for name, _ in members},
         "decoys": {name for name, _ in decoys},
-        "n_pten": len(pten),
-        "n_emitted": len(decoys) - len(pten) - len(shuffled),
+        "n_p53": len(members if family == "P53" else others),
+        "n_pten": len(members if family == "PTEN" else others),
+        "n_emitted": len(decoys) - len(others) - len(shuffled),
         "n_shuffled": len(shuffled),
     }
 
@@ -148,22 +167,24 @@ def run_vae(focus: Path, database: Path, out: Path, args, iterations: int) -> di
     return result | {"ids": ids, "record": record}
 
 
-def run_jackhmmer(focus: Path, database: Path, out: Path, args, iterations: int) -> dict:
-    bits = f"{args.bits * 393:.2f}"
+def run_jackhmmer(
+    focus: Path, database: Path, out: Path, args, iterations: int, data: dict
+) -> dict:
+    bits = f"{args.bits * data['focus_length']:.2f}"
     command = ["jackhmmer", "-N", str(iterations), "--cpu", str(args.threads), "-o", "/dev/null"]
     command += ["-T", bits, "--domT", bits, "--incT", bits, "--incdomT", bits]
     command += ["--noali", "-A", str(out), str(focus), str(database)]
     result = child_run(command)
     result.pop("stdout")
-    return result | {"ids": jackhmmer_ids(out), "hmmer": hmmer_version()}
+    return result | {"ids": jackhmmer_ids(out, data["focus_id"]), "hmmer": hmmer_version()}
 
 
-def jackhmmer_ids(stockholm: Path) -> list[str]:
+def jackhmmer_ids(stockholm: Path, focus_id: str) -> list[str]:
     """Hit ids of a jackhmmer ``-A`` alignment (the ``0001|`` prefix of clashing names gone)."""
     lines = stockholm.read_text().splitlines()
     names = [line.split()[1] for line in lines if line.startswith("#=GS ")]
     names = [re.sub(r"^\d+\|", "", name) for name in names]
-    return [name.rsplit("/", 1)[0] for name in names if not name.startswith("P53_HUMAN/1-393")]
+    return [name.rsplit("/", 1)[0] for name in names if not name.startswith(focus_id)]
 
 
 def hmmer_version() -> str:
@@ -188,9 +209,20 @@ def score(ids: list[str], data: dict) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--family",
+        choices=sorted(FAMILIES),
+        default="P53",
+        help="the focus: first record of its EVE alignment; the other family are decoys",
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--iterations", type=int, default=5)
-    parser.add_argument("--bits", type=float, default=0.1, help="bits per residue (b0.1)")
+    parser.add_argument(
+        "--bits",
+        type=float,
+        default=None,
+        help="bits per residue (default: the family's EVE alignment's, P53 0.1, PTEN 1.0)",
+    )
     parser.add_argument("--block-size", type=int, default=100_000)
     parser.add_argument("--emitted", type=int, default=500, help="decoys per Pfam HMM")
     parser.add_argument("--shuffled", type=int, default=1000)
@@ -204,14 +236,19 @@ def main() -> None:
         help="runs of ours and jackhmmer, alternated, on the small database (shared machine)",
     )
     args = parser.parse_args()
-    WORK.mkdir(parents=True, exist_ok=True)
-    database = WORK / "db.fasta"
-    data = build_database(database, args.emitted, args.shuffled)
+    if args.bits is None:
+        args.bits = FAMILIES[args.family]["bits"]
+    name = "family_search" if args.family == "P53" else f"family_search_{args.family}"
+    work = OUT / name  # P53 keeps the names of the first runs (BENCHMARKS.md)
+    work.mkdir(parents=True, exist_ok=True)
+    database = work / "db.fasta"
+    data = build_database(database, args.emitted, args.shuffled, args.family)
     report = {
         "settings": vars(args),
+        "focus": {"id": data["focus_id"], "length": data["focus_length"]},
         "database": {
             "bytes": database.stat().st_size,
-            "n_p53": len(data["family"]),
+            "n_p53": data["n_p53"],
             "n_pten": data["n_pten"],
             "n_emitted": data["n_emitted"],
             "n_shuffled": data["n_shuffled"],
@@ -228,13 +265,13 @@ def main() -> None:
     peer = shutil.which("jackhmmer") and not args.no_jackhmmer
     walls: dict[str, list[float]] = {"vae": [], "jackhmmer": []}
     for _ in range(max(1, args.repeats)):  # alternated: both see the same load
-        vae = run_vae(data["focus"], database, WORK / "vae.a2m", args, args.iterations)
+        vae = run_vae(data["focus"], database, work / "vae.a2m", args, args.iterations)
         report["vae"] = score(vae.pop("ids"), data) | vae
         walls["vae"].append(vae["wall_seconds"])
         print("vae", json.dumps({k: v for k, v in report["vae"].items() if k != "record"}))
         if peer:
             jack = run_jackhmmer(
-                data["focus"], database, WORK / "jackhmmer.sto", args, args.iterations
+                data["focus"], database, work / "jackhmmer.sto", args, args.iterations, data
             )
             report["jackhmmer"] = score(jack.pop("ids"), data) | jack
             walls["jackhmmer"].append(jack["wall_seconds"])
@@ -249,22 +286,24 @@ def main() -> None:
         ]
         print("ratio (medians)", report["time_ratio_vae_over_jackhmmer"], walls)
     if args.big_gb:
-        big = WORK / "big.fasta"
+        big = work / "big.fasta"
         shutil.copy(database, big)
         n_random = append_random(big, int(args.big_gb * 1e9))
-        run = run_vae(data["focus"], big, WORK / "big.a2m", args, args.big_iterations)
+        run = run_vae(data["focus"], big, work / "big.a2m", args, args.big_iterations)
         report["big"] = {"bytes": big.stat().st_size, "n_random": n_random}
         report["big"] |= score(run.pop("ids"), data) | run
         print("big", json.dumps({k: v for k, v in report["big"].items() if k != "record"}))
         if shutil.which("jackhmmer") and not args.no_jackhmmer:
-            jack = run_jackhmmer(data["focus"], big, WORK / "big.sto", args, args.big_iterations)
+            jack = run_jackhmmer(
+                data["focus"], big, work / "big.sto", args, args.big_iterations, data
+            )
             report["big_jackhmmer"] = score(jack.pop("ids"), data) | jack
             print("big jackhmmer", json.dumps(report["big_jackhmmer"]))
             report["big_time_ratio_vae_over_jackhmmer"] = round(
                 report["big"]["wall_seconds"] / jack["wall_seconds"], 3
             )
         big.unlink()
-    (OUT / "family_search.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
+    (OUT / f"{name}.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
 
 
 if __name__ == "__main__":

@@ -63,6 +63,10 @@ DOMAIN_ARTIFACTS = {
     "protein": ["samples.fasta", "variant_scores.csv", "figures/variant_scores.png"],
     "expression": ["samples.h5ad"],
 }
+# protein rows given as one focus sequence and a database (the test sheet's tinysearch):
+# rule align_family (workflow/rules/align.smk), a CPU job, writes these before preprocessing
+SEARCH_ARTIFACTS = ["alignment.a2m", "alignment.manifest.json", "search_thresholds.tsv"]
+SEQUENCE_SUFFIXES = (".fasta", ".fa", ".faa")
 
 # what is not copied into the temporary working directory (ignored build/run outputs)
 COPY_IGNORE = shutil.ignore_patterns(
@@ -253,15 +257,30 @@ def _job_stats(log: str) -> dict[str, int]:
     return stats
 
 
-def _datasets(repo: Path) -> list[tuple[str, str]]:
-    """(dataset, domain) rows of the test config's dataset sheet."""
+def _datasets(repo: Path) -> list[tuple[str, str, bool]]:
+    """(dataset, domain, searched) rows of the test config's dataset sheet.
+
+    ``searched``: a protein row whose source is a focus sequence and that has a database
+    (its ``database`` column or the config's ``search.database``), as search_database()
+    in workflow/rules/common.smk decides.
+    """
     config = _load_yaml(repo / TEST_CONFIG)
+    default_database = (config.get("search") or {}).get("database") or ""
     with open(repo / TEST_DIR / config["datasets"], newline="") as fh:
         rows = csv.DictReader(
             (line for line in fh if line.strip() and not line.startswith("#")),
             delimiter="\t",
         )
-        return [(row["dataset"], row["domain"]) for row in rows]
+        return [
+            (
+                row["dataset"],
+                row["domain"],
+                row["domain"] == "protein"
+                and bool(row.get("database") or default_database)
+                and row["source"].lower().endswith(SEQUENCE_SUFFIXES),
+            )
+            for row in rows
+        ]
 
 
 def _tail(text: str, n: int = 150) -> str:
@@ -346,8 +365,13 @@ def test_workflow_through_slurm(tmp_path):
         by_rule[rule] = by_rule.get(rule, 0) + 1
     assert by_rule == planned, f"SLURM jobs per rule {by_rule} != planned jobs {planned}"
     assert "train_model" in by_rule
+    # one family search per searched row, submitted like any other job
+    datasets = _datasets(workdir)
+    n_searched = sum(searched for _, _, searched in datasets)
+    assert n_searched, "the test sheet has no focus-sequence row: align_family is not run"
+    assert by_rule.get("align_family", 0) == n_searched
 
-    # (c) partitions: the GPU rules in `gpu`, everything else in `cpu`
+    # (c) partitions: the GPU rules in `gpu`, everything else (align_family too) in `cpu`
     wrong = {}
     for slurm_jobid, rule in sorted(jobs.items(), key=lambda kv: int(kv[0])):
         partition = recorder.partitions.get(slurm_jobid) or _scontrol_partition(slurm_jobid)
@@ -360,13 +384,13 @@ def test_workflow_through_slurm(tmp_path):
         assert Path(sub["log"]).is_file(), f"missing SLURM log {sub['log']}"
     assert not wrong, f"jobs in the wrong partition (got, expected): {wrong}"
 
-    # (d) the artifacts of every dataset of the test config
-    datasets = _datasets(workdir)
+    # (d) the artifacts of every dataset of the test config (and of its search)
     assert datasets, "the test dataset sheet is empty"
     missing = []
-    for name, domain in datasets:
+    for name, domain, searched in datasets:
         base = workdir / TEST_DIR / "results" / domain / name
-        for rel in COMMON_ARTIFACTS + DOMAIN_ARTIFACTS[domain]:
+        search = SEARCH_ARTIFACTS if searched else []
+        for rel in COMMON_ARTIFACTS + DOMAIN_ARTIFACTS[domain] + search:
             path = base / rel
             if not (path.is_file() and path.stat().st_size > 0):
                 missing.append(str(path.relative_to(workdir)))

@@ -18,6 +18,22 @@ SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "workflow" / "S
 
 pytestmark = pytest.mark.workflow
 
+# figures per dataset of the sheet, by domain, and per row of the map sheet
+FIGURES = {
+    "protein": (
+        "training_curves",
+        "latent_umap",
+        "variant_scores",
+        "variant_roc",
+        "eve_mixture",
+        "mutation_heatmap",
+        "sample_frequencies",
+        "dms_scatter",
+    ),
+    "expression": ("training_curves", "latent_umap", "metrics_table"),
+    "map": ("joint_umap", "confusion"),
+}
+
 
 def _run(workdir: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
@@ -91,6 +107,65 @@ def test_protein_artifacts(workdir: Path) -> None:
     assert (out / "figures" / "dms_scatter.png").stat().st_size > 0
 
 
+def _fasta_ids(path: Path) -> list[str]:
+    return [line[1:].split()[0] for line in path.read_text().splitlines() if line[:1] == ">"]
+
+
+def test_family_search_feeds_the_model(workdir: Path) -> None:
+    # tinysearch: one focus sequence and a database (.test/make_tinysearch.py), searched
+    # by align_family, then preprocessed, trained, scored and evaluated as an alignment
+    out = workdir / "results" / "protein" / "tinysearch"
+    database = workdir / "data" / "tinysearch_db.fasta"
+    entries = _fasta_ids(database)
+    decoys = {name for name in entries if name.startswith("shuffled_")}
+    family = set(entries) - decoys
+    (focus,) = _fasta_ids(workdir / "data" / "tinysearch_focus.fasta")
+    # the alignment: focus first in its own numbering, then the hits as name/start-end
+    rows = _fasta_ids(out / "alignment.a2m")
+    assert rows[0] == focus == "2-Hacid_dh_C_consensus/1-178"
+    hits = [name.rsplit("/", 1)[0] for name in rows[1:]]
+    assert set(hits) <= family
+    assert len(set(hits)) >= 0.9 * len(family)
+    # provenance: settings of the config's search section, database checksum, hits per round
+    search = json.loads((out / "alignment.manifest.json").read_text())["search"]
+    assert search["database"]["sha256"] == _digest(database)
+    assert search["database"]["n_sequences"] == len(entries) == 160
+    assert search["settings"]["iterations"] == 2
+    assert search["settings"]["threads"] == 2
+    assert search["settings"]["bitscore_per_residue"] == 0.1
+    rounds = search["iterations"]
+    assert 1 <= len(rounds) <= 2
+    assert rounds[-1]["n_sequences_included"] == search["n_sequences_included"] == len(hits)
+    table = pd.read_csv(out / "search_thresholds.tsv", sep="\t")
+    assert table["bitscore_per_residue"].tolist() == [0.1]
+    assert table["chosen"].tolist() == [True]
+    assert table["n_sequences_included"].tolist() == [len(hits)]
+    # preprocessing read the alignment and kept the search record
+    preprocessed = ad.read_h5ad(out / "preprocessed.h5ad")
+    uns = preprocessed.uns["preprocess"]
+    assert uns["source"].endswith("tinysearch/alignment.a2m")
+    assert uns["search"]["database_sha256"] == _digest(database)
+    assert list(uns["search"]["sequences_per_iteration"]) == [
+        r["n_sequences_included"] for r in rounds
+    ]
+    assert preprocessed.obs_names[0] == focus
+    # the model was trained on that file, then scored and evaluated
+    manifest = json.loads((out / "model" / "manifest.json").read_text())
+    assert manifest["inputs"]["data"]["sha256"] == _digest(out / "preprocessed.h5ad")
+    model = json.loads((out / "model" / "model.json").read_text())
+    n_cols = len(model["var_names"])
+    assert n_cols == preprocessed.n_vars
+    assert len(pd.read_csv(out / "variant_scores.csv")) == 19 * n_cols
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["n_sequences"] == preprocessed.n_obs
+    assert metrics["n_columns"] == n_cols
+    assert metrics["n_samples"] == 20
+    # tinyfam's scan, in the focus numbering the searched alignment kept
+    assert metrics["dms_n_scored"] > 0
+    assert metrics["dms_n_skipped_wt_mismatch"] == 0
+    assert ad.read_h5ad(out / "embedding.h5ad").n_obs == preprocessed.n_obs
+
+
 def test_expression_artifacts(workdir: Path) -> None:
     out = workdir / "results" / "expression" / "tinycells"
     embedding = ad.read_h5ad(out / "embedding.h5ad")
@@ -138,17 +213,34 @@ def test_mapping_figures_and_table(workdir: Path) -> None:
 
 def test_figures_regenerate_identically_without_retraining(workdir: Path) -> None:
     figures = sorted((workdir / "results").glob("*/*/figures/*.png"))
-    # protein: training, UMAP, variant scores, ROC, EVE mixture, heat map, sample
-    # frequencies, scan; expression: training, UMAP, metrics table; mapped query (map
-    # sheet): joint UMAP, confusion matrix
-    assert len(figures) == 13
+    # per dataset of the sheet (all_outputs() in workflow/rules/common.smk) and per row of
+    # the map sheet: 2 protein x 8 + 1 expression x 3 + 1 mapped query x 2 = 21
+    sheet = pd.read_csv(workdir / "config" / "datasets.tsv", sep="\t")
+    queries = pd.read_csv(workdir / "config" / "map.tsv", sep="\t")
+    expected = [
+        f"{domain}/{name}/figures/{figure}.png"
+        for name, domain in zip(sheet["dataset"], sheet["domain"], strict=True)
+        for figure in FIGURES[domain]
+    ] + [
+        f"map/{model}/figures/{name}_{figure}.png"
+        for name, model in zip(queries["dataset"], queries["model"], strict=True)
+        for figure in FIGURES["map"]
+    ]
+    assert sorted(str(p.relative_to(workdir / "results")) for p in figures) == sorted(expected)
+    assert len(figures) == 21
     before = {p: _digest(p) for p in figures}
     model_mtime = (workdir / "results/protein/tinyfam/model/model.pt").stat().st_mtime
-    for folder in {p.parent for p in figures}:
+    # tinysearch's figures come from the same rules as tinyfam's: one of them is enough to
+    # check that the search is not redone (keeps the rerun ~30 s shorter)
+    searched = workdir / "results/protein/tinysearch/figures"
+    for folder in {p.parent for p in figures} - {searched}:
         shutil.rmtree(folder)
+    (searched / "training_curves.png").unlink()
     result = _run(workdir, "--configfile", str(workdir / "config" / "config.yaml"))
     assert result.returncode == 0, result.stderr[-4000:]
-    assert "train_model" not in result.stderr.split("Job stats:")[-1].split("Reasons")[0]
+    rerun = result.stderr.split("Job stats:")[-1].split("Reasons")[0]
+    assert "train_model" not in rerun
+    assert "align_family" not in rerun
     assert {p: _digest(p) for p in figures} == before
     assert (workdir / "results/protein/tinyfam/model/model.pt").stat().st_mtime == model_mtime
 

@@ -6,6 +6,7 @@ import io
 from collections.abc import Iterable
 
 from vae._alphabet import INSERTION
+from vae.data._denormals import denormals_flushed
 
 
 def build_family_hmm(sequences: list[str], name: str = "family") -> bytes:
@@ -79,7 +80,8 @@ def align_to_family(hmm_text: bytes, records: Iterable[tuple[str, str]]) -> list
             continue
     rows: list[str | None] = [None] * len(records)
     if digital:
-        msa = pyhmmer.hmmalign(hmm, digital, trim=True)
+        with denormals_flushed():  # as HMMER's hmmalign (vae.data._denormals)
+            msa = pyhmmer.hmmalign(hmm, digital, trim=True)
         for slot, row in zip(slots, msa.alignment, strict=True):
             rows[slot] = INSERTION.sub("", row)
     return rows

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vae.data._denormals import denormals_flushed, flush_denormals
 from vae.data._search_a2m import focus_mode_rows
 from vae.data._seqdb import SequenceDatabase, Unit, UnitFiles, check_database, unit_problem
 from vae.errors import VAEInputError
@@ -146,7 +147,9 @@ def _search_pass(
                 if len(parts[index]) >= 256:  # bound the number of small TopHits kept
                     parts[index] = [parts[index][0].merge(*parts[index][1:])]
 
-    pool, files = ThreadPoolExecutor(max_workers=threads), UnitFiles(threads)
+    # each worker flushes denormals to zero, as HMMER's own worker threads do (_denormals)
+    pool = ThreadPoolExecutor(max_workers=threads, initializer=flush_denormals)
+    files = UnitFiles(threads)
     try:
         size = unit_bytes(database.path, threads)
         for unit in database.units(size, block_size):
@@ -259,11 +262,20 @@ def search_family_thresholds(
     list of SearchResult
         One per threshold, in the order given; see :func:`search_family`.
     """
-    from pyhmmer import easel, plan7
-
     if iterations < 1 or block_size < 1 or threads < 1 or not thresholds:
         raise ValueError("iterations, block_size, threads and thresholds must be positive")
     database = check_database(database)
+    with denormals_flushed() as flushed:  # model building and alignment run in this thread
+        results = _search_thresholds(focus, database, thresholds, iterations, block_size, threads)
+    for result in results:
+        result.record["settings"]["flush_denormals"] = flushed
+    return results
+
+
+def _search_thresholds(focus, database, thresholds, iterations, block_size, threads):
+    """Run the rounds of :func:`search_family_thresholds` on a checked database."""
+    from pyhmmer import easel, plan7
+
     digital = _digitize_focus(focus)
     background = plan7.Background(digital.alphabet)
     length = len(digital)
