@@ -69,6 +69,9 @@ def main() -> None:
     parser.add_argument("data", type=Path)
     parser.add_argument("--steps", type=int, default=800, help="optimiser steps (batch 128)")
     parser.add_argument("--max-cells", type=int, default=50_000, help="evaluate.max_cells")
+    parser.add_argument(
+        "--evidence-examples", type=int, default=10_000, help="evaluate.evidence_examples"
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--work", type=Path, default=Path("benchmarks/out/pipeline_scale"))
     parser.add_argument(
@@ -113,6 +116,7 @@ def main() -> None:
             embedding=embedding,
             output=args.work / "metrics.json",
             max_cells=args.max_cells,
+            evidence_examples=args.evidence_examples,
             **common,
         ),
         run_stage(

@@ -119,7 +119,10 @@ def main() -> None:
             types.append(pool_types[picked])
             nnz += counts.nnz
             if matrix is None:
-                ad.io.write_elem(handle, "X", counts)  # resizable (maxshape None)
+                # resizable (maxshape None); 64-bit row pointers: 1e6 cells x 2,000+ genes
+                # per cell pass 2**31 nonzeros
+                kwargs = {"indptr_dtype": np.int64}
+                ad.io.write_elem(handle, "X", counts, dataset_kwargs=kwargs)
                 matrix = ad.io.sparse_dataset(handle["X"])
             else:
                 matrix.append(counts)

@@ -9,6 +9,7 @@ import pytest
 import scipy.sparse as sp
 
 from vae.data._backed import BackedCounts, BackedRowSubset
+from vae.metrics import evaluation_cells
 from vae.model import CountModel, load_model
 from vae.steps import embed_preprocessed, evaluate_expression, train_model
 
@@ -86,5 +87,42 @@ def test_evaluate_never_loads_the_validation_cells(counts_file, tmp_path, monkey
     model = load_model(model_dir)
     heldout = ad.read_h5ad(counts_file)[model.validation_index]
     assert heldout.n_obs > 200
+    expected = float(model.elbo(heldout).mean())
+    assert metrics["heldout_elbo_per_cell"] == pytest.approx(expected, rel=1e-6)
+
+
+def test_the_log_evidence_uses_a_seeded_subsample_above_evidence_examples(counts_file, tmp_path):
+    model_dir = tmp_path / "model"
+    train_model(
+        counts_file,
+        model_dir,
+        tmp_path / "history.tsv",
+        domain="expression",
+        model_kwargs={"n_latent": 2, "n_hidden": 8},
+        train_kwargs={"max_steps": 2, "batch_size": 64, "eval_every": 2},
+        device="cpu",
+    )
+    embedding = tmp_path / "embedding.h5ad"
+    embed_preprocessed(model_dir, counts_file, embedding, device="cpu")
+    metrics = evaluate_expression(
+        model_dir,
+        counts_file,
+        embedding,
+        tmp_path / "m.json",
+        max_cells=100,
+        evidence_samples=3,
+        evidence_examples=50,
+        seed=4,
+    )
+    model = load_model(model_dir)
+    heldout = ad.read_h5ad(counts_file)[model.validation_index]
+    assert metrics["n_heldout_cells"] == heldout.n_obs > 50
+    assert metrics["n_heldout_cells_evidence"] == 50
+    subset = evaluation_cells(heldout.n_obs, 50, 4)
+    evidence, sampled = model.log_evidence(heldout[subset], n_samples=3, seed=4)
+    assert metrics["heldout_log_evidence_per_cell"] == pytest.approx(evidence.mean(), rel=1e-6)
+    gap = float((evidence - sampled).mean())
+    assert metrics["heldout_evidence_gap_per_cell"] == pytest.approx(gap, rel=1e-6)
+    # the ELBO still uses every validation cell
     expected = float(model.elbo(heldout).mean())
     assert metrics["heldout_elbo_per_cell"] == pytest.approx(expected, rel=1e-6)

@@ -111,6 +111,17 @@ def test_demo_dry_run_never_imports_vae(no_vae, tmp_path: Path) -> None:
         assert f"resources/sources/{path}" in result.stdout
 
 
+def test_a_downloaded_source_keeps_its_file_suffix_only(no_vae, tmp_path: Path) -> None:
+    work = _test_workdir(tmp_path / "work")
+    sheet = work / "config" / "datasets.tsv"
+    url = "https://example.org/pbmc_10k_v3.0.0_filtered_feature_bc_matrix.h5"
+    sheet.write_text(sheet.read_text().replace("\ttinycells.h5ad\t", f"\t{url}\t"))
+    assert url in sheet.read_text()
+    result = _snakemake(work, no_vae, "-n", "results/expression/tinycells/preprocessed.h5ad")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "resources/sources/tinycells.h5\n" in result.stdout + "\n"
+
+
 def test_rules_hand_settings_and_overrides_to_steps(tmp_path: Path) -> None:
     env = _stub(
         tmp_path / "stub",

@@ -3,26 +3,22 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from pathlib import Path
 
 import anndata as ad
+import h5py
 import numpy as np
-import pandas as pd
 import scanpy as sc
 import scipy.io
 import scipy.sparse as sp
 
 from vae.data._count_blocks import check_count_values
+from vae.data._tenx_h5 import GENE_EXPRESSION, require_tenx_group
+from vae.data._tenx_mtx import check_shape, tenx_folder_annotations, tenx_folder_files
 from vae.errors import VAEInputError, unreadable
 
 logger = logging.getLogger(__name__)
-
-
-def _find(folder: Path, name: str) -> Path | None:
-    for candidate in (folder / f"{name}.gz", folder / name):
-        if candidate.is_file():
-            return candidate
-    return None
 
 
 def read_10x_folder(path: str | Path) -> ad.AnnData:
@@ -34,35 +30,36 @@ def read_10x_folder(path: str | Path) -> ad.AnnData:
     ``var["gene_ids"]``.
     """
     path = Path(path)
-    matrix, barcodes = _find(path, "matrix.mtx"), _find(path, "barcodes.tsv")
-    features = _find(path, "features.tsv") or _find(path, "genes.tsv")
-    if matrix is None or barcodes is None or features is None:
-        raise VAEInputError(
-            path,
-            "not a 10x matrix folder: needs matrix.mtx[.gz], barcodes.tsv[.gz] and "
-            "features.tsv[.gz] (or genes.tsv)",
-        )
+    matrix, barcodes, features = tenx_folder_files(path)
     counts = sp.csr_matrix(scipy.io.mmread(matrix).T, dtype=np.float32)
-    genes = pd.read_csv(features, sep="\t", header=None, dtype=str)
-    cells = pd.read_csv(barcodes, sep="\t", header=None, dtype=str)
-    if counts.shape != (len(cells), len(genes)):
-        raise VAEInputError(
-            path,
-            f"matrix.mtx is {counts.shape[1]} genes x {counts.shape[0]} cells but there are "
-            f"{len(genes)} features and {len(cells)} barcodes",
-        )
-    var = pd.DataFrame({"gene_ids": genes[0].to_numpy()})
-    var.index = ad.utils.make_index_unique(pd.Index(genes[min(1, genes.shape[1] - 1)]))
-    if genes.shape[1] > 2:
-        var["feature_types"] = genes[2].to_numpy()
-    adata = ad.AnnData(X=counts, obs=pd.DataFrame(index=cells[0].to_numpy()), var=var)
+    obs, var = tenx_folder_annotations(barcodes, features)
+    check_shape(path, counts.shape[1], counts.shape[0], obs, var)
+    adata = ad.AnnData(X=counts, obs=obs, var=var)
     if "feature_types" in var:
-        adata = adata[:, var["feature_types"].to_numpy() == "Gene Expression"].copy()
+        adata = adata[:, var["feature_types"].to_numpy() == GENE_EXPRESSION].copy()
+    return adata
+
+
+def read_10x_h5(path: str | Path) -> ad.AnnData:
+    """Read a 10x Genomics ``.h5`` file (Cell Ranger v2 or v3+) with scanpy's reader.
+
+    As for a folder (:func:`read_10x_folder`), gene names become ``var_names`` (made
+    unique over all features), ids go to ``var["gene_ids"]`` and only "Gene Expression"
+    features are kept; scanpy's further columns (``feature_types``, ``genome`` ...) stay.
+    """
+    with h5py.File(path, "r") as handle:
+        require_tenx_group(handle, path)
+    with warnings.catch_warnings():  # names are made unique below
+        warnings.filterwarnings("ignore", "Variable names are not unique", UserWarning)
+        adata = sc.read_10x_h5(path, gex_only=False)
+    adata.var_names = ad.utils.make_index_unique(adata.var_names.astype(str))
+    if "feature_types" in adata.var:
+        adata = adata[:, adata.var["feature_types"].to_numpy() == GENE_EXPRESSION].copy()
     return adata
 
 
 def read_counts_file(path: str | Path) -> ad.AnnData:
-    """Read an ``.h5ad`` file, a 10x matrix folder, or a CSV/TSV table (cells x genes).
+    """Read an ``.h5ad`` file, a 10x ``.h5`` file or folder, or a CSV/TSV table (cells x genes).
 
     Parameters
     ----------
@@ -85,13 +82,17 @@ def read_counts_file(path: str | Path) -> ad.AnnData:
         suffix = path.suffix.lower()
         if suffix == ".h5ad":
             return ad.read_h5ad(path)
+        if suffix == ".h5":
+            return read_10x_h5(path)
         if suffix in {".csv", ".tsv", ".txt"}:
             return ad.read_csv(path, delimiter="," if suffix == ".csv" else "\t")
     except VAEInputError:
         raise
     except Exception as err:  # readers raise many types for corrupt files
         raise VAEInputError(path, unreadable(err, "AnnData/count")) from err
-    raise VAEInputError(path, f"unknown expression suffix {path.suffix!r}; use .h5ad, .csv, .tsv")
+    raise VAEInputError(
+        path, f"unknown expression suffix {path.suffix!r}; use .h5ad, .h5 (10x), .csv, .tsv"
+    )
 
 
 def counts_matrix(adata: ad.AnnData, layer: str | None, source: str | Path) -> sp.csr_matrix:

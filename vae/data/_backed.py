@@ -19,8 +19,10 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from vae._heap import bound_heap_growth
 from vae._sparse import CountBatch
 from vae.data._count_blocks import stored_matrix
+from vae.data._tenx_h5 import tenx_csr_bytes, tenx_group
 from vae.errors import VAEInputError
 
 #: In-memory CSR of the whole matrix above this many bytes: read it backed (``backed: auto``).
@@ -35,9 +37,15 @@ _BACKED_REMEDY = (
 
 
 def stored_csr_bytes(path: str | Path, layer: str | None = None) -> int | None:
-    """Bytes the CSR count matrix would take in memory (``None`` when it is not CSR)."""
+    """Bytes the CSR count matrix would take in memory (``None`` when it is not CSR).
+
+    A 10x Genomics ``.h5`` file counts as CSR (cells x genes; all its features).
+    """
     try:
         with h5py.File(path, "r") as handle:
+            if Path(path).suffix.lower() == ".h5":
+                group = tenx_group(handle, path) if layer is None else None
+                return None if group is None else tenx_csr_bytes(group)
             key = "X" if layer is None else f"layers/{layer}"
             group = handle.get(key)
             if not isinstance(group, h5py.Group) or group.attrs.get("encoding-type") != (
@@ -45,7 +53,7 @@ def stored_csr_bytes(path: str | Path, layer: str | None = None) -> int | None:
             ):
                 return None
             return int(group["data"].shape[0]) * 12 + int(group["indptr"].shape[0]) * 8
-    except OSError:
+    except (OSError, VAEInputError):
         return None
 
 
@@ -79,6 +87,7 @@ class BackedCounts:
     ) -> None:
         self.path, self.layer = Path(path), layer
         self.block_size, self.buffer_blocks = int(block_size), int(buffer_blocks)
+        bound_heap_growth()  # freed blocks go back to the system (vae._heap)
         self._device = torch.device(device)
         try:
             self._handle = h5py.File(self.path, "r")

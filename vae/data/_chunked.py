@@ -3,9 +3,11 @@
 The chunked route gives the same file as the in-memory one (:func:`~vae.data.prepare_counts`
 then :func:`~vae._io.write_h5ad_atomic`): same kept cells and genes, same ``X``, same
 ``obs`` / ``var`` columns (scanpy's ``n_genes``, ``n_cells`` and ``seurat_v3`` columns,
-``library_size``) and ``uns``. It reads the CSR counts of an ``.h5ad`` file
+``library_size``) and ``uns``. It reads the CSR counts of an ``.h5ad`` file or the gene
+expression counts of a 10x Genomics ``.h5`` file
 (:class:`~vae.data._count_blocks.CountBlocks`) in row blocks, holding only per-cell and
-per-gene arrays and one block in memory:
+per-gene arrays and one block in memory. A 10x matrix folder is first streamed into a
+temporary CSR ``.h5ad`` beside the output (:func:`~vae.data._tenx_mtx.staged_10x_folder`):
 
 1. QC (:mod:`vae.data._chunked_qc`) and, with ``n_top_genes``, each batch's per-gene sums
    of counts and squared counts (pass 1 of :mod:`vae.data._chunked_hvg`);
@@ -38,6 +40,8 @@ from vae.data._chunked_hvg import (
 from vae.data._chunked_qc import CellGeneCounts
 from vae.data._count_blocks import CountBlocks
 from vae.data._h5ad_blocks import H5adBlockWriter
+from vae.data._tenx_h5 import tenx_annotations
+from vae.data._tenx_mtx import MTX_CHUNK_ENTRIES, mtx_csr_bytes, staged_10x_folder
 from vae.errors import VAEInputError, unreadable
 
 logger = logging.getLogger(__name__)
@@ -53,11 +57,15 @@ def use_chunked(path: str | Path, chunked: bool | str, layer: str | None = None)
     """Decide whether counts are preprocessed out of core (``chunked``) or loaded.
 
     ``"auto"``: chunked when ``path`` is an ``.h5ad`` file whose counts (``X`` or
-    ``layer``) are CSR and would take more than :data:`CHUNKED_AUTO_BYTES` in memory.
-    ``True`` needs such a CSR matrix (checked when it is read).
+    ``layer``) are CSR, a 10x ``.h5`` file or a 10x matrix folder (its ``matrix.mtx``
+    header's entries), and they would take more than :data:`CHUNKED_AUTO_BYTES` in memory
+    as CSR. ``True`` needs such an input (checked when it is read).
     """
     if chunked == "auto":
-        size = stored_csr_bytes(path, layer)
+        if Path(path).is_dir():
+            size = mtx_csr_bytes(path) if layer is None else None
+        else:
+            size = stored_csr_bytes(path, layer)
         return size is not None and size > CHUNKED_AUTO_BYTES
     if not isinstance(chunked, bool):
         raise VAEInputError(
@@ -67,10 +75,14 @@ def use_chunked(path: str | Path, chunked: bool | str, layer: str | None = None)
 
 
 def _annotations(path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """``obs`` and ``var`` of an ``.h5ad`` file, without reading its matrices."""
+    """``obs`` and ``var`` of an ``.h5ad`` or 10x ``.h5`` file, without reading its matrices."""
     try:
         with h5py.File(path, "r") as handle:
+            if path.suffix.lower() == ".h5":
+                return tenx_annotations(handle, path)
             return ad.io.read_elem(handle["obs"]), ad.io.read_elem(handle["var"])
+    except VAEInputError:
+        raise
     except KeyError as err:
         raise VAEInputError(path, "obs or var is missing: not an AnnData file") from err
     except Exception as err:  # readers raise many types for corrupt or foreign files
@@ -137,17 +149,19 @@ def preprocess_counts_chunked(
     n_top_genes: int | None = None,
     record: dict[str, Any] | None = None,
     block_rows: int | None = None,
+    mtx_chunk_entries: int = MTX_CHUNK_ENTRIES,
 ) -> dict[str, int]:
     """Check, QC-filter and select HVGs of raw counts on disk; write the result block by block.
 
     Same settings and result as :func:`~vae.data.prepare_counts` (scanpy
     ``filter_cells``, ``filter_genes`` and ``highly_variable_genes(flavor="seurat_v3")``),
-    for an ``.h5ad`` file whose counts are CSR, without loading them.
+    for an ``.h5ad`` file whose counts are CSR, a 10x ``.h5`` file or a 10x matrix folder
+    whose ``matrix.mtx`` is ordered by cell, without loading them.
 
     Parameters
     ----------
     path
-        Input ``.h5ad`` file.
+        Input ``.h5ad`` or 10x ``.h5`` file, or 10x matrix folder.
     output
         The preprocessed ``.h5ad`` to write (atomically).
     layer, label_key, batch_key, min_genes, min_cells, n_top_genes
@@ -156,6 +170,8 @@ def preprocess_counts_chunked(
         Written to ``uns["preprocess"]`` with the returned stats.
     block_rows
         Rows per block read (default: about 16 million stored values per block).
+    mtx_chunk_entries
+        Entries of a folder's ``matrix.mtx`` read at a time.
 
     Returns
     -------
@@ -163,6 +179,19 @@ def preprocess_counts_chunked(
         ``n_cells_read``, ``n_genes_read``, ``n_cells``, ``n_genes``.
     """
     path = Path(path)
+    if path.is_dir():  # a 10x folder: stream matrix.mtx into a CSR .h5ad beside the output
+        options = {
+            "layer": layer,
+            "label_key": label_key,
+            "batch_key": batch_key,
+            "min_genes": min_genes,
+            "min_cells": min_cells,
+            "n_top_genes": n_top_genes,
+            "record": record,
+            "block_rows": block_rows,
+        }
+        with staged_10x_folder(path, Path(output).parent, mtx_chunk_entries) as staged:
+            return preprocess_counts_chunked(staged, output, **options)
     if not path.is_file():
         raise VAEInputError(path, "file does not exist")
     with CountBlocks(path, layer=layer, block_rows=block_rows) as blocks:

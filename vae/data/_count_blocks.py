@@ -1,9 +1,11 @@
-"""Row blocks of a CSR count matrix in an ``.h5ad`` file, checked as they are read.
+"""Row blocks of a CSR count matrix in an ``.h5ad`` or 10x ``.h5`` file, checked as read.
 
-Out-of-core preprocessing (:mod:`vae.data._chunked`) reads the counts (``X`` or a layer)
-as consecutive row blocks: only the row pointers (8 bytes per cell) and one block stay in
-memory. Every block is cast to float32, as the in-memory route
-(:func:`~vae.data.counts_matrix`) casts the whole matrix, and checked for raw counts.
+Out-of-core preprocessing (:mod:`vae.data._chunked`) reads the counts (``X`` or a layer
+of an ``.h5ad`` file, the gene expression features of a 10x ``.h5`` file: a
+:class:`~vae.data._csr_source.CSRSource`) as consecutive row blocks: only the row
+pointers (8 bytes per cell) and one block stay in memory. Every block is cast to float32,
+as the in-memory route (:func:`~vae.data.counts_matrix`) casts the whole matrix, and
+checked for raw counts.
 """
 
 from __future__ import annotations
@@ -15,7 +17,10 @@ import h5py
 import numpy as np
 import scipy.sparse as sp
 
+from vae._heap import bound_heap_growth
 from vae._progress import chunk_ranges
+from vae.data._csr_source import CSRSource
+from vae.data._tenx_h5 import tenx_source
 from vae.errors import VAEInputError, unreadable
 
 #: Stored entries (values + column indices) read per block by default: about 128 MB.
@@ -85,13 +90,29 @@ def stored_matrix(
     return group
 
 
+def csr_source(handle: h5py.File, layer: str | None, path: str | Path) -> CSRSource:
+    """Return where the counts of an ``.h5ad`` file (``X`` or ``layer``) or 10x ``.h5`` lie.
+
+    A file ending in ``.h5`` is read as a 10x Genomics file (gene expression features).
+    """
+    if Path(path).suffix.lower() == ".h5":
+        if layer is not None:
+            raise VAEInputError(path, f"layer {layer!r} not found; layers: []")
+        return tenx_source(handle, path)
+    group = stored_matrix(handle, layer, path)
+    n_rows, n_cols = (int(v) for v in group.attrs["shape"])
+    layers = list(handle["layers"]) if "layers" in handle else []
+    where = "X" if layer is None else f"layer {layer!r}"
+    return CSRSource(group, n_rows, n_cols, where, layers=layers)
+
+
 class CountBlocks:
-    """Consecutive row blocks of the CSR counts of an ``.h5ad`` file.
+    """Consecutive row blocks of the CSR counts of an ``.h5ad`` or 10x ``.h5`` file.
 
     Parameters
     ----------
     path
-        The ``.h5ad`` file.
+        The ``.h5ad`` file, or a 10x Genomics ``.h5`` file (see :func:`csr_source`).
     layer
         Layer holding the counts; ``X`` when ``None``.
     block_nnz
@@ -109,15 +130,19 @@ class CountBlocks:
         block_rows: int | None = None,
     ) -> None:
         self.path, self.layer = Path(path), layer
-        self.where = "X" if layer is None else f"layer {layer!r}"
+        bound_heap_growth()  # freed blocks go back to the system (vae._heap)
         try:
             self._handle = h5py.File(self.path, "r")
         except OSError as err:
             raise VAEInputError(self.path, unreadable(err, "AnnData/count")) from err
-        self._layers = list(self._handle["layers"]) if "layers" in self._handle else []
-        self._group = stored_matrix(self._handle, layer, self.path)
-        self.n_rows, self.n_cols = (int(v) for v in self._group.attrs["shape"])
-        self.indptr = self._group["indptr"][:].astype(np.int64)
+        try:
+            self.source = csr_source(self._handle, layer, self.path)
+        except BaseException:
+            self._handle.close()
+            raise
+        self.where = self.source.where
+        self.n_rows, self.n_cols = self.source.n_rows, self.source.n_cols
+        self.indptr = self.source.indptr()
         mean_nnz = max(1, int(self.indptr[-1]) // max(1, self.n_rows))
         self.block_rows = max(1, block_rows or block_nnz // mean_nnz)
 
@@ -129,15 +154,11 @@ class CountBlocks:
 
     def read(self, lo: int, hi: int) -> sp.csr_matrix:
         """Rows ``lo:hi`` as a float32 CSR matrix, checked for raw counts."""
-        start, stop = int(self.indptr[lo]), int(self.indptr[hi])
-        data = np.asarray(self._group["data"][start:stop], dtype=np.float32)
+        data, indices, indptr = self.source.read_rows(lo, hi, self.indptr)
         check_count_values(
-            data, f"{self.where} (rows {lo}-{hi - 1})", self.path, layers=self._layers
+            data, f"{self.where} (rows {lo}-{hi - 1})", self.path, layers=self.source.layers
         )
-        indices = np.asarray(self._group["indices"][start:stop])
-        return sp.csr_matrix(
-            (data, indices, self.indptr[lo : hi + 1] - start), shape=(hi - lo, self.n_cols)
-        )
+        return sp.csr_matrix((data, indices, indptr), shape=(hi - lo, self.n_cols))
 
     def blocks(self, what: str) -> Iterator[tuple[int, int, sp.csr_matrix]]:
         """Yield ``(lo, hi, rows lo:hi)`` over the whole matrix; ``what`` labels the progress."""

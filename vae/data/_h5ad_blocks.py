@@ -51,7 +51,11 @@ class H5adBlockWriter:
             self._matrix.append(sp.csr_matrix(rows))
 
     def finish(self, annotations: ad.AnnData) -> None:
-        """Write ``obs``, ``var`` and ``uns`` of ``annotations`` (an AnnData without ``X``)."""
+        """Write ``obs``, ``var`` and ``uns`` of ``annotations`` (an AnnData without ``X``).
+
+        String columns with repeated values become categorical, as ``write_h5ad`` does.
+        """
+        annotations.strings_to_categoricals()
         if self._matrix is None:
             self.append(sp.csr_matrix((0, self._n_cols), dtype=np.float32))
         if tuple(self._matrix.shape) != annotations.shape:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,7 @@ def evaluate_protein(
     scan_higher_is_fitter: bool = True,
     score_settings: dict[str, Any] | None = None,
     evidence_samples: int = 100,
+    evidence_examples: int = 10_000,
     seed: int = 0,
     eve_global: str | Path | None = None,
 ) -> dict[str, Any]:
@@ -79,7 +81,9 @@ def evaluate_protein(
         "n_heldout": int(val.size),
     }
     if val.size:
-        metrics |= _heldout_likelihoods(model, adata[val], "sequence", evidence_samples, seed)
+        metrics |= _heldout_likelihoods(
+            model, adata.__getitem__, "sequence", evidence_samples, seed, evidence_examples
+        )
         metrics |= {
             "heldout_site_independent_loglik_per_sequence": float(
                 site.log_likelihood(codes[val]).mean()
@@ -137,16 +141,34 @@ def _member_metrics(
 
 
 def _heldout_likelihoods(
-    model, heldout: ad.AnnData, unit: str, n_samples: int, seed: int
+    model,
+    rows: Callable[[np.ndarray], ad.AnnData],
+    unit: str,
+    n_samples: int,
+    seed: int,
+    max_evidence: int,
 ) -> dict[str, float | int]:
-    """Held-out ELBO (posterior mean), and the log-evidence with the ELBO of its own draws."""
-    evidence, sampled = model.log_evidence(heldout, n_samples=n_samples, seed=seed)
+    """Held-out ELBO (posterior mean), and the log-evidence with the ELBO of its own draws.
+
+    ``rows(index)`` gives the examples at (sorted) positions of the model's validation
+    set. The ELBO uses every held-out example. The log-evidence costs ``n_samples`` passes,
+    so above ``max_evidence`` examples it uses a seeded uniform random subsample of that
+    many (:func:`~vae.metrics.evaluation_cells`, sorted: a backed file streams once); its
+    gap is to the sampled ELBO of the same examples and draws.
+    """
+    val = model.validation_index
+    heldout = rows(val)
+    subset = evaluation_cells(val.size, max_evidence, seed)
+    weighted = heldout if subset.size == val.size else rows(val[subset])
+    evidence, sampled = model.log_evidence(weighted, n_samples=n_samples, seed=seed)
     return {
         f"heldout_elbo_per_{unit}": float(model.elbo(heldout).mean()),
         f"heldout_elbo_sampled_per_{unit}": float(sampled.mean()),
         f"heldout_log_evidence_per_{unit}": float(evidence.mean()),
         f"heldout_evidence_gap_per_{unit}": float((evidence - sampled).mean()),
         "evidence_samples": int(n_samples),
+        f"n_heldout_{unit}s": int(heldout.n_obs),
+        f"n_heldout_{unit}s_evidence": int(subset.size),
     }
 
 
@@ -159,12 +181,15 @@ def evaluate_expression(
     seed: int = 0,
     max_cells: int = 50_000,
     evidence_samples: int = 100,
+    evidence_examples: int = 10_000,
 ) -> dict[str, Any]:
     """Held-out ELBO and log-evidence per cell, label/batch metrics of X_vae and of PCA.
 
     The held-out log-evidence is importance-weighted with ``evidence_samples`` draws
     (:meth:`~vae.model.BaseModel.log_evidence`, as scvi-tools' ``get_marginal_ll``), next
-    to the ELBO of the same draws and their gap.
+    to the ELBO of the same draws and their gap, on at most ``evidence_examples``
+    validation cells (a seeded subsample above it: at atlas scale the draws, not the
+    reading, dominate the stage); the held-out ELBO uses every validation cell.
 
     The counts stay on disk: the validation cells (for the ELBO and the log-evidence)
     stream from the file in row blocks, one minibatch in memory at a time, when ``X``
@@ -192,8 +217,14 @@ def evaluate_expression(
     }
     if val.size:
         # CSR counts stream from disk block by block (a backed view); others are loaded
-        heldout = adata[val] if stored_csr_bytes(data) is not None else adata[val].to_memory()
-        metrics |= _heldout_likelihoods(model, heldout, "cell", evidence_samples, seed)
+        csr = stored_csr_bytes(data) is not None
+
+        def rows(index: np.ndarray) -> ad.AnnData:
+            return adata[index] if csr else adata[index].to_memory()
+
+        metrics |= _heldout_likelihoods(
+            model, rows, "cell", evidence_samples, seed, evidence_examples
+        )
     metrics["vae"] = embedding_metrics(latent[cells], labels, batches, seed=seed)
     counts = adata[cells].to_memory().X
     adata.file.close()

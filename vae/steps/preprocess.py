@@ -61,9 +61,10 @@ def preprocess_expression(
 ) -> dict[str, Any]:
     """Check raw counts, QC-filter, optionally select HVGs; write ``.h5ad``. Returns the stats.
 
-    ``chunked``: ``True`` reads the CSR counts of an ``.h5ad`` file in row blocks and
-    writes the result block by block (:func:`~vae.data._chunked.preprocess_counts_chunked`,
-    the same cells, genes and values as scanpy in memory); ``False`` loads them
+    ``chunked``: ``True`` reads the CSR counts of an ``.h5ad`` file, or a 10x ``.h5``
+    file or matrix folder, in row blocks and writes the result block by block
+    (:func:`~vae.data._chunked.preprocess_counts_chunked`, the same cells, genes and
+    values as scanpy in memory); ``False`` loads them
     (:func:`~vae.data.prepare_counts`); ``"auto"`` chunks above 2 GiB of CSR counts
     (:func:`~vae.data._chunked.use_chunked`). ``uns["preprocess"]["route"]`` records
     the route taken (``chunked`` or ``in_memory``).

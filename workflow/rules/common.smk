@@ -198,11 +198,25 @@ BUILTIN_SUFFIXES = read_builtin_suffixes(
 )
 
 
+COMPRESSION_SUFFIXES = ("gz", "bz2", "xz", "zip")
+
+
 def remote_suffix(source):
-    """File suffix of a built-in or downloaded source."""
-    return BUILTIN_SUFFIXES.get(source) or "".join(
-        Path(source.split("?")[0]).suffixes[-2:]
-    )
+    """File suffix of a built-in or downloaded source (``.h5``, ``.fasta.gz``, ...).
+
+    The last suffix, and the one before it when the last is a compression: dots inside
+    a name (``pbmc_v3.0.0_filtered.h5``) are not suffixes.
+    """
+    if source in BUILTIN_SUFFIXES:
+        return BUILTIN_SUFFIXES[source]
+    kept = []
+    for part in reversed(Path(source.split("?")[0]).name.split(".")[1:]):
+        if not part.isalnum():
+            break
+        kept.insert(0, part)
+        if len(kept) == 2 or part.lower() not in COMPRESSION_SUFFIXES:
+            break
+    return "".join(f".{part}" for part in kept)
 
 
 def source_path_of(name):

@@ -28,6 +28,7 @@ rule evaluate_protein:
             "seed": config["seed"],
         },
         evidence_samples=config["evaluate"]["evidence_samples"],
+        evidence_examples=config["evaluate"]["evidence_examples"],
         seed=config["seed"],
     script:
         "../scripts/evaluate_protein.py"
@@ -52,5 +53,6 @@ rule evaluate_expression:
         seed=config["seed"],
         max_cells=config["evaluate"]["max_cells"],
         evidence_samples=config["evaluate"]["evidence_samples"],
+        evidence_examples=config["evaluate"]["evidence_examples"],
     script:
         "../scripts/evaluate_expression.py"

@@ -13,5 +13,6 @@ run_logged(
     seed=snakemake.params.seed,
     max_cells=snakemake.params.max_cells,
     evidence_samples=snakemake.params.evidence_samples,
+    evidence_examples=snakemake.params.evidence_examples,
     threads=snakemake.threads,
 )

@@ -17,6 +17,7 @@ run_logged(
     scan_scores=snakemake.output.scan_scores,
     score_settings=snakemake.params.score_settings,
     evidence_samples=snakemake.params.evidence_samples,
+    evidence_examples=snakemake.params.evidence_examples,
     seed=snakemake.params.seed,
     eve_global=snakemake.input.get("eve_global") or None,
     **snakemake.params.scan_settings,
