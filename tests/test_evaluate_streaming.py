@@ -62,19 +62,24 @@ def test_backed_view_reads_its_rows_only(counts_file, monkeypatch):
     np.testing.assert_allclose(sampled, expected[1], rtol=1e-6)
 
 
-def test_evaluate_never_loads_the_validation_cells(counts_file, tmp_path, monkeypatch):
-    model_dir = tmp_path / "model"
+def _trained_and_embedded(counts_file, folder, **train):
+    """A tiny model trained on ``counts_file`` and its embedding, under ``folder``."""
+    model_dir, embedding = folder / "model", folder / "embedding.h5ad"
     train_model(
         counts_file,
         model_dir,
-        tmp_path / "history.tsv",
+        folder / "history.tsv",
         domain="expression",
         model_kwargs={"n_latent": 2, "n_hidden": 8},
-        train_kwargs={"max_steps": 4, "batch_size": 64, "eval_every": 2, "backed": True},
+        train_kwargs={"batch_size": 64, "eval_every": 2} | train,
         device="cpu",
     )
-    embedding = tmp_path / "embedding.h5ad"
     embed_preprocessed(model_dir, counts_file, embedding, device="cpu")
+    return model_dir, embedding
+
+
+def test_evaluate_never_loads_the_validation_cells(counts_file, tmp_path, monkeypatch):
+    model_dir, embedding = _trained_and_embedded(counts_file, tmp_path, max_steps=4, backed=True)
     loaded = []
     original = ad.AnnData.to_memory
     monkeypatch.setattr(
@@ -92,18 +97,7 @@ def test_evaluate_never_loads_the_validation_cells(counts_file, tmp_path, monkey
 
 
 def test_the_log_evidence_uses_a_seeded_subsample_above_evidence_examples(counts_file, tmp_path):
-    model_dir = tmp_path / "model"
-    train_model(
-        counts_file,
-        model_dir,
-        tmp_path / "history.tsv",
-        domain="expression",
-        model_kwargs={"n_latent": 2, "n_hidden": 8},
-        train_kwargs={"max_steps": 2, "batch_size": 64, "eval_every": 2},
-        device="cpu",
-    )
-    embedding = tmp_path / "embedding.h5ad"
-    embed_preprocessed(model_dir, counts_file, embedding, device="cpu")
+    model_dir, embedding = _trained_and_embedded(counts_file, tmp_path, max_steps=2)
     metrics = evaluate_expression(
         model_dir,
         counts_file,
