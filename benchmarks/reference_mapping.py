@@ -155,6 +155,7 @@ def ours_rows(
     query_epochs: int,
     seed: int,
     kl_warmup_epochs: int = 0,
+    batch_key: str = BATCH,
 ) -> tuple[dict, dict]:
     """Train our reference with ``norm``; latents of the mapped and the no-surgery query.
 
@@ -163,7 +164,7 @@ def ours_rows(
     """
     model = CountModel.from_anndata(
         ref,
-        batch_key=BATCH,
+        batch_key=batch_key,
         n_latent=N_LATENT,
         n_hidden=N_HIDDEN,
         encoder_norm=norm,
@@ -181,9 +182,9 @@ def ours_rows(
     result = model.train(ref, config)
     reference_seconds = time.perf_counter() - started
     ref_latent = model.get_latent(ref)
-    largest = str(ref.obs[BATCH].astype(str).value_counts().idxmax())
+    largest = str(ref.obs[batch_key].astype(str).value_counts().idxmax())
     pretend = query.copy()
-    pretend.obs[BATCH] = largest
+    pretend.obs[batch_key] = largest
     started = time.perf_counter()
     mapped, record = map_query_model(model, query, QueryTraining(epochs=query_epochs, seed=seed))
     query_seconds = time.perf_counter() - started
@@ -212,7 +213,7 @@ def run_scvi(
     worker = Path(__file__).with_name("scvi_mapping_worker.py")
     command = [args.scvi_python, str(worker), str(path), str(out), "--left-out", *left_out]
     command += ["--epochs", str(args.epochs), "--query-epochs", str(query_epochs)]
-    command += ["--seed", str(seed), "--threads", "1", "--batch-key", BATCH]
+    command += ["--seed", str(seed), "--threads", "1", "--batch-key", args.batch_key]
     command += ["--n-latent", str(N_LATENT), "--n-hidden", str(N_HIDDEN)]
     env = os.environ | {"PYTHONWARNINGS": "ignore"}
     completed = subprocess.run(command, capture_output=True, text=True, env=env)
@@ -226,21 +227,28 @@ def run_set(name: str, seed: int, query_epochs: int, args) -> list[dict]:
     """Every fold of one data set and seed; one scored row per method and fold."""
     path = DATA / SETS[name]
     cells = ad.read_h5ad(path)
-    batches = sorted(cells.obs[BATCH].astype(str).unique())
+    batches = args.left_out or sorted(cells.obs[args.batch_key].astype(str).unique())
     scvi = None
     if args.scvi_python:
         out = args.out / name / f"seed{seed}" / "scvi"
         scvi = run_scvi(path, batches, out, args, seed, query_epochs)
     rows = []
     for i, left_out in enumerate(batches):
-        is_query = (cells.obs[BATCH].astype(str) == left_out).to_numpy()
+        is_query = (cells.obs[args.batch_key].astype(str) == left_out).to_numpy()
         ref, query = cells[~is_query].copy(), cells[is_query].copy()
         ref_labels = ref.obs[LABEL].astype(str).to_numpy()
         query_labels = query.obs[LABEL].astype(str).to_numpy()
         latents, timing = pca_rows(ref, query, seed), {}
         for norm in args.norms:
             more, times = ours_rows(
-                ref, query, norm, args.epochs, query_epochs, seed, args.kl_warmup_epochs
+                ref,
+                query,
+                norm,
+                args.epochs,
+                query_epochs,
+                seed,
+                args.kl_warmup_epochs,
+                args.batch_key,
             )
             latents |= more
             timing |= times
@@ -329,6 +337,14 @@ def main() -> None:
     )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument(
+        "--batch-key",
+        default=BATCH,
+        help="obs column of the batches (pancreas: 'donor' gives a multi-batch reference)",
+    )
+    parser.add_argument(
+        "--left-out", nargs="+", default=None, help="Batches left out in turn (default: all)."
+    )
+    parser.add_argument(
         "--norms", nargs="+", default=["batch", "layer"], choices=["batch", "layer"]
     )
     parser.add_argument(
@@ -355,6 +371,8 @@ def main() -> None:
         "torch_threads": torch.get_num_threads(),
         "epochs": args.epochs,
         "kl_warmup_epochs_ours": args.kl_warmup_epochs,
+        "batch_key": args.batch_key,
+        "left_out": args.left_out,
         "query_epochs": {},
         "seeds": args.seeds,
         "settings": SETTINGS,
@@ -365,7 +383,9 @@ def main() -> None:
         if query_epochs is None:
             # scvi-tools' heuristic for the smallest query of the set (both sides, all folds)
             cells = ad.read_h5ad(DATA / SETS[name], backed="r")
-            sizes = cells.obs[BATCH].astype(str).value_counts()
+            sizes = cells.obs[args.batch_key].astype(str).value_counts()
+            if args.left_out:
+                sizes = sizes[args.left_out]
             query_epochs = default_query_epochs(int(sizes.min()))
         meta["query_epochs"][name] = query_epochs
         for seed in args.seeds:
