@@ -109,6 +109,7 @@ def train_ours(train: ad.AnnData, heldout: ad.AnnData, full: ad.AnnData, args) -
     train_kwargs.pop("backed", None)  # pbmc3k is held in memory
     train_kwargs |= {"max_steps": args.epochs * steps_per_epoch, "checkpoint_every": 0}
     train_kwargs["seed"] = args.seed
+    train_kwargs |= json.loads(args.train)
     config = TrainConfig(**train_kwargs)
     model = CountModel.from_anndata(train, **model_kwargs)
     # scvi-tools imports torch._dynamo when it is imported, before its timer starts; here the
@@ -376,6 +377,11 @@ def main() -> None:
         "--model",
         default="{}",
         help='JSON overriding our model settings, e.g. \'{"encoder_norm": "layer"}\'',
+    )
+    parser.add_argument(
+        "--train",
+        default="{}",
+        help="JSON overriding our training settings, e.g. '{\"adam_eps\": 1e-8}'",
     )
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/out/expression_vs_scvi")
     args = parser.parse_args()

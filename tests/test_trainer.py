@@ -116,6 +116,21 @@ def test_count_elbo_improves(counts_adata):
     assert result.history["val_elbo"].iloc[-1] > result.history["val_elbo"].iloc[0]
 
 
+def test_adam_eps_is_the_modules_default_unless_set(counts_adata, msa_adata):
+    counts, count_tensors = _count_setup(counts_adata)
+    sequences, sequence_tensors, _ = _sequence_setup(msa_adata)
+    config = TrainConfig(max_steps=1)
+
+    def eps(module, tensors, config):
+        return Trainer(module, tensors, config, device=CPU).optimizer.param_groups[0]["eps"]
+
+    assert eps(counts, count_tensors, config) == 0.01  # scvi-tools' training plan
+    assert eps(sequences, sequence_tensors, config) == 1e-8  # torch's default
+    explicit = dataclasses.replace(config, adam_eps=1e-4)
+    assert eps(counts, count_tensors, explicit) == eps(sequences, sequence_tensors, explicit)
+    assert eps(counts, count_tensors, explicit) == 1e-4
+
+
 def test_kl_warmup_and_no_validation(counts_adata):
     module, tensors = _count_setup(counts_adata)
     config = TrainConfig(

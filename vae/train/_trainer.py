@@ -36,6 +36,10 @@ class TrainConfig:
         Examples per minibatch.
     lr, weight_decay
         Adam settings.
+    adam_eps
+        Adam's epsilon; ``None``: the module's ``default_adam_eps`` (the count VAE: 0.01,
+        scvi-tools' training plan; measured to matter for batch mixing, BENCHMARKS.md),
+        else torch's 1e-8.
     kl_warmup_steps
         Steps over which the KL weight rises linearly from 0 to 1 (0 disables).
     validation_frac
@@ -65,6 +69,7 @@ class TrainConfig:
     batch_size: int = 128
     lr: float = 1e-3
     weight_decay: float = 0.0
+    adam_eps: float | None = None
     kl_warmup_steps: int = 0
     validation_frac: float = 0.1
     validation_split: str = "random"
@@ -124,6 +129,13 @@ def split_indices(n: int, validation_frac: float, seed: int) -> tuple[torch.Tens
     n_val = int(round(n * validation_frac)) if n > 1 else 0
     n_val = min(max(n_val, 1 if validation_frac > 0 else 0), n - 1)
     return perm[n_val:].sort().values, perm[:n_val].sort().values
+
+
+def adam_eps(config: TrainConfig, module: torch.nn.Module) -> float:
+    """Adam's epsilon for ``module``: the config's, else the module's default, else 1e-8."""
+    if config.adam_eps is not None:
+        return float(config.adam_eps)
+    return float(getattr(module, "default_adam_eps", 1e-8))
 
 
 class Trainer:
@@ -200,6 +212,7 @@ class Trainer:
             [p for p in module.parameters() if p.requires_grad],
             lr=config.lr,
             weight_decay=config.weight_decay,
+            eps=adam_eps(config, module),
             fused=True,
         )
         self.generator = torch.Generator(device=device).manual_seed(config.seed)
