@@ -25,31 +25,13 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+from Bio import SeqIO
+from Bio.Seq import Seq
+from Bio.SeqRecord import SeqRecord
+
 DATA = Path(__file__).resolve().parent / "data"
 SEED = 0
 N_SHUFFLED = 40
-
-
-def read_a2m(path: Path) -> list[tuple[str, str]]:
-    """Read the records of an A2M file as ``(header, sequence)``, gaps kept.
-
-    Parameters
-    ----------
-    path : Path
-        The alignment.
-
-    Returns
-    -------
-    list of tuple of str
-        Header (first word, without ``>``) and aligned sequence of each record.
-    """
-    records: list[list[str]] = []
-    for line in path.read_text().splitlines():
-        if line.startswith(">"):
-            records.append([line[1:].split()[0], ""])
-        elif records:
-            records[-1][1] += line.strip()
-    return [(name, seq) for name, seq in records]
 
 
 def ungap(aligned: str) -> str:
@@ -68,31 +50,16 @@ def ungap(aligned: str) -> str:
     return "".join(c for c in aligned if c.isalpha()).upper()
 
 
-def fasta(records: list[tuple[str, str]], width: int = 60) -> str:
-    """FASTA text of ``(name, sequence)`` records, wrapped at ``width`` residues.
-
-    Parameters
-    ----------
-    records : list of tuple of str
-        Names and sequences.
-    width : int
-        Residues per line.
-
-    Returns
-    -------
-    str
-        The file's text.
-    """
-    lines = []
-    for name, seq in records:
-        lines.append(f">{name}")
-        lines.extend(seq[i : i + width] for i in range(0, len(seq), width))
-    return "\n".join(lines) + "\n"
+def write_fasta(path: Path, records: list[tuple[str, str]]) -> None:
+    """Write ``(name, sequence)`` records as FASTA (Biopython: 60 residues per line)."""
+    SeqIO.write(
+        (SeqRecord(Seq(seq), id=name, description="") for name, seq in records), path, "fasta"
+    )
 
 
 def main() -> None:
     """Write the focus and the database next to ``tinyfam.a2m``."""
-    records = read_a2m(DATA / "tinyfam.a2m")
+    records = [(r.id, str(r.seq)) for r in SeqIO.parse(DATA / "tinyfam.a2m", "fasta")]
     (focus_name, focus_row), family = records[0], records[1:]
     focus = ungap(focus_row)
     start, end = map(int, focus_name.rsplit("/", 1)[1].split("-"))
@@ -105,8 +72,8 @@ def main() -> None:
         residues = list(members[i * len(members) // N_SHUFFLED][1])
         rng.shuffle(residues)
         decoys.append((f"shuffled_{i}", "".join(residues)))
-    (DATA / "tinysearch_focus.fasta").write_text(fasta([(focus_name, focus)]))
-    (DATA / "tinysearch_db.fasta").write_text(fasta(members + decoys))
+    write_fasta(DATA / "tinysearch_focus.fasta", [(focus_name, focus)])
+    write_fasta(DATA / "tinysearch_db.fasta", members + decoys)
 
 
 if __name__ == "__main__":

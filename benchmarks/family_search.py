@@ -53,14 +53,11 @@ FAMILIES = {
 
 def read_a2m(path: Path) -> list[tuple[str, str]]:
     """``(id without range, unaligned upper-case sequence)``; repeated ids numbered."""
-    records: list[list[str]] = []
-    for line in path.read_text().splitlines():
-        if line.startswith(">"):
-            records.append([line[1:].split()[0], ""])
-        else:
-            records[-1][1] += line.strip()
+    from Bio import SeqIO
+
     out, seen = [], {}
-    for name, seq in records:
+    for record in SeqIO.parse(path, "fasta"):
+        name, seq = record.id, str(record.seq)
         base = name.split("/")[0]
         seen[base] = seen.get(base, 0) + 1
         base = base if seen[base] == 1 else f"{base}_{seen[base]}"

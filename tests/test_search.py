@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from Bio import SeqIO
 
 from vae._io import sha256_file
 from vae._script import run_logged
@@ -38,13 +39,11 @@ pytestmark = pytest.mark.skipif(not P53.is_file(), reason="shared P53 alignment 
 
 
 def _a2m_records(path: Path) -> list[tuple[str, str]]:
-    records: list[list[str]] = []
-    for line in path.read_text().splitlines():
-        if line.startswith(">"):
-            records.append([line[1:].split()[0], ""])
-        elif records:
-            records[-1][1] += line.strip()
-    return [(name, "".join(c for c in seq if c.isalpha()).upper()) for name, seq in records]
+    """``(id, unaligned upper-case sequence)`` of each record (Biopython's FASTA reader)."""
+    return [
+        (record.id, "".join(c for c in str(record.seq) if c.isalpha()).upper())
+        for record in SeqIO.parse(path, "fasta")
+    ]
 
 
 def _decoys(n_per_hmm: int, seed: int) -> list[tuple[str, str]]:
