@@ -22,7 +22,7 @@ import torch
 from vae._heap import bound_heap_growth
 from vae._sparse import CountBatch
 from vae.data._count_blocks import stored_matrix
-from vae.data._tenx_h5 import tenx_csr_bytes, tenx_group
+from vae.data._tenx_h5 import is_tenx_h5, tenx_csr_bytes, tenx_group
 from vae.errors import VAEInputError
 
 #: In-memory CSR of the whole matrix above this many bytes: read it backed (``backed: auto``).
@@ -43,7 +43,7 @@ def stored_csr_bytes(path: str | Path, layer: str | None = None) -> int | None:
     """
     try:
         with h5py.File(path, "r") as handle:
-            if Path(path).suffix.lower() == ".h5":
+            if is_tenx_h5(path):
                 group = tenx_group(handle, path) if layer is None else None
                 return None if group is None else tenx_csr_bytes(group)
             key = "X" if layer is None else f"layers/{layer}"

@@ -40,7 +40,7 @@ from vae.data._chunked_hvg import (
 from vae.data._chunked_qc import CellGeneCounts
 from vae.data._count_blocks import CountBlocks
 from vae.data._h5ad_blocks import H5adBlockWriter
-from vae.data._tenx_h5 import tenx_annotations
+from vae.data._tenx_h5 import is_tenx_h5, tenx_annotations
 from vae.data._tenx_mtx import MTX_CHUNK_ENTRIES, mtx_csr_bytes, staged_10x_folder
 from vae.errors import VAEInputError, unreadable
 
@@ -78,7 +78,7 @@ def _annotations(path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``obs`` and ``var`` of an ``.h5ad`` or 10x ``.h5`` file, without reading its matrices."""
     try:
         with h5py.File(path, "r") as handle:
-            if path.suffix.lower() == ".h5":
+            if is_tenx_h5(path):
                 return tenx_annotations(handle, path)
             return ad.io.read_elem(handle["obs"]), ad.io.read_elem(handle["var"])
     except VAEInputError:

@@ -20,7 +20,7 @@ import scipy.sparse as sp
 from vae._heap import bound_heap_growth
 from vae._progress import chunk_ranges
 from vae.data._csr_source import CSRSource
-from vae.data._tenx_h5 import tenx_source
+from vae.data._tenx_h5 import is_tenx_h5, tenx_source
 from vae.errors import VAEInputError, unreadable
 
 #: Stored entries (values + column indices) read per block by default: about 128 MB.
@@ -95,7 +95,7 @@ def csr_source(handle: h5py.File, layer: str | None, path: str | Path) -> CSRSou
 
     A file ending in ``.h5`` is read as a 10x Genomics file (gene expression features).
     """
-    if Path(path).suffix.lower() == ".h5":
+    if is_tenx_h5(path):
         if layer is not None:
             raise VAEInputError(path, f"layer {layer!r} not found; layers: []")
         return tenx_source(handle, path)

@@ -36,6 +36,11 @@ NOT_10X = (
 )
 
 
+def is_tenx_h5(path: str | Path) -> bool:
+    """Whether ``path`` is read as a 10x Genomics HDF5 file: its suffix is ``.h5``."""
+    return Path(path).suffix.lower() == ".h5"
+
+
 def _has(group: object, names: tuple[str, ...]) -> bool:
     return isinstance(group, h5py.Group) and all(name in group for name in names)
 
