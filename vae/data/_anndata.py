@@ -14,7 +14,7 @@ import scipy.io
 import scipy.sparse as sp
 
 from vae.data._count_blocks import check_count_values
-from vae.data._tenx_h5 import GENE_EXPRESSION, require_tenx_group
+from vae.data._tenx_h5 import keep_gene_expression, require_tenx_group
 from vae.data._tenx_mtx import check_shape, tenx_folder_annotations, tenx_folder_files
 from vae.errors import VAEInputError, unreadable
 
@@ -34,10 +34,7 @@ def read_10x_folder(path: str | Path) -> ad.AnnData:
     counts = sp.csr_matrix(scipy.io.mmread(matrix).T, dtype=np.float32)
     obs, var = tenx_folder_annotations(barcodes, features)
     check_shape(path, counts.shape[1], counts.shape[0], obs, var)
-    adata = ad.AnnData(X=counts, obs=obs, var=var)
-    if "feature_types" in var:
-        adata = adata[:, var["feature_types"].to_numpy() == GENE_EXPRESSION].copy()
-    return adata
+    return keep_gene_expression(ad.AnnData(X=counts, obs=obs, var=var))
 
 
 def read_10x_h5(path: str | Path) -> ad.AnnData:
@@ -53,9 +50,7 @@ def read_10x_h5(path: str | Path) -> ad.AnnData:
         warnings.filterwarnings("ignore", "Variable names are not unique", UserWarning)
         adata = sc.read_10x_h5(path, gex_only=False)
     adata.var_names = ad.utils.make_index_unique(adata.var_names.astype(str))
-    if "feature_types" in adata.var:
-        adata = adata[:, adata.var["feature_types"].to_numpy() == GENE_EXPRESSION].copy()
-    return adata
+    return keep_gene_expression(adata)
 
 
 def read_counts_file(path: str | Path) -> ad.AnnData:

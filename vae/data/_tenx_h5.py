@@ -102,13 +102,25 @@ def _all_annotations(group: h5py.Group) -> tuple[pd.DataFrame, pd.DataFrame]:
     return _frames(obs, var)
 
 
+def gene_expression_rows(var: pd.DataFrame) -> np.ndarray | None:
+    """Mask of the "Gene Expression" features (``None``: no ``feature_types``, keep all)."""
+    if "feature_types" not in var:
+        return None
+    return var["feature_types"].to_numpy() == GENE_EXPRESSION
+
+
 def gene_expression(var: pd.DataFrame) -> pd.DataFrame:
     """``var`` with unique names (over all features), "Gene Expression" rows only."""
     var = var.copy()
     var.index = ad.utils.make_index_unique(var.index.astype(str))
-    if "feature_types" in var:
-        var = var[var["feature_types"].to_numpy() == GENE_EXPRESSION]
-    return var
+    rows = gene_expression_rows(var)
+    return var if rows is None else var[rows]
+
+
+def keep_gene_expression(adata: ad.AnnData) -> ad.AnnData:
+    """``adata`` with only its "Gene Expression" features (as read: names already unique)."""
+    rows = gene_expression_rows(adata.var)
+    return adata if rows is None else adata[:, rows].copy()
 
 
 def tenx_annotations(handle: h5py.File, path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:

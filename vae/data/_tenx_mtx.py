@@ -28,7 +28,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from vae.data._h5ad_blocks import H5adBlockWriter
-from vae.data._tenx_h5 import GENE_EXPRESSION
+from vae.data._tenx_h5 import gene_expression_rows
 from vae.errors import VAEInputError
 
 logger = logging.getLogger(__name__)
@@ -242,9 +242,9 @@ def staged_10x_folder(
         why = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise VAEInputError(folder, f"cannot read the barcodes or features ({why})") from err
     check_shape(folder, header.n_rows, header.n_cols, obs, var)
-    kept = np.ones(len(var), dtype=bool)
-    if "feature_types" in var:
-        kept = var["feature_types"].to_numpy() == GENE_EXPRESSION
+    kept = gene_expression_rows(var)
+    if kept is None:
+        kept = np.ones(len(var), dtype=bool)
     gene_map = np.full(len(var), -1, dtype=np.int64)
     gene_map[kept] = np.arange(int(kept.sum()))
     directory = Path(directory)
