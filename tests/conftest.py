@@ -18,6 +18,24 @@ from vae._alphabet import AMINO_ACIDS
 # busy 2-core machine).
 torch.set_num_threads(1)
 
+
+@pytest.fixture(scope="session", autouse=True)
+def checksum_cache(tmp_path_factory):
+    """Remember input checksums in a folder of the test session, not the user's cache.
+
+    Set in ``os.environ``, so workflow subprocesses inherit it.
+    """
+    import os
+
+    previous = os.environ.get("VAE_CACHE_DIR")
+    os.environ["VAE_CACHE_DIR"] = str(tmp_path_factory.mktemp("checksum-cache"))
+    yield Path(os.environ["VAE_CACHE_DIR"])
+    if previous is None:
+        os.environ.pop("VAE_CACHE_DIR", None)
+    else:
+        os.environ["VAE_CACHE_DIR"] = previous
+
+
 # --- protein alignment ------------------------------------------------------------------------
 
 #: Match columns of the synthetic alignment.

@@ -8,8 +8,9 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+from vae._checksums import file_sha256
 from vae._constants import FILES
-from vae._io import sha256_file, write_json_atomic
+from vae._io import write_json_atomic
 
 _PACKAGES = ("vae-workflow", "torch", "anndata", "scanpy", "snakemake", "numpy", "biopython")
 
@@ -84,12 +85,12 @@ def input_record(path: str | Path) -> dict[str, Any]:
         return {
             "path": str(path),
             "files": {
-                str(p.relative_to(path)): sha256_file(p)
+                str(p.relative_to(path)): file_sha256(p)
                 for p in sorted(path.rglob("*"))
                 if p.is_file()
             },
         }
-    return {"path": str(path), "bytes": path.stat().st_size, "sha256": sha256_file(path)}
+    return {"path": str(path), "bytes": path.stat().st_size, "sha256": file_sha256(path)}
 
 
 def sidecar_manifest(output: str | Path) -> Path:

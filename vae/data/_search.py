@@ -21,6 +21,7 @@ built at 0.1 bits per residue, ``PTEN_HUMAN_b1.0`` at 1.0.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections import deque
@@ -29,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vae._checksums import remember_sha256, remembered_sha256
 from vae.data._denormals import denormals_flushed, flush_denormals
 from vae.data._search_a2m import focus_mode_rows
 from vae.data._seqdb import SequenceDatabase, Unit, UnitFiles, check_database, unit_problem
@@ -284,7 +286,10 @@ def _search_thresholds(focus, database, thresholds, iterations, block_size, thre
         builder = plan7.Builder(digital.alphabet)
         hmm, _, _ = builder.build(digital, background)
         states.append(_State(bits, bits * length, builder, hmm=hmm, ranking=easel.KeyHash()))
-    started, sha256, counts, passes = time.perf_counter(), None, {}, 0
+    started, counts, passes = time.perf_counter(), {}, 0
+    # a database searched before (another focus, another threshold) is not hashed again
+    sha256 = remembered_sha256(database)
+    from_cache, n_bytes = sha256 is not None, os.stat(database).st_size
     for iteration in range(1, iterations + 1):
         active = [state for state in states if not state.converged]
         if not active:
@@ -297,10 +302,12 @@ def _search_thresholds(focus, database, thresholds, iterations, block_size, thre
             counts = _search_pass(handle, active, block_size=block_size, threads=threads)
             if handle.hasher is not None:
                 sha256, n_bytes = handle.hasher.digest.hexdigest(), handle.hasher.n_bytes
+                remember_sha256(database, sha256)
         passes += 1
         for state in active:
             _advance(state, digital, iteration, time.perf_counter() - tick)
     database_record = {"path": str(database), "bytes": n_bytes, "sha256": sha256, "passes": passes}
+    database_record["sha256_remembered"] = from_cache
     database_record |= counts
     wall = time.perf_counter() - started
     return [

@@ -37,10 +37,13 @@ _GZIP_ERRORS = (EOFError, OSError, zlib.error, gzip.BadGzipFile)
 
 @dataclass(frozen=True)
 class Unit:
-    """A run of whole FASTA records: ``data`` starts at ``offset`` of the decompressed file."""
+    """A run of whole FASTA records: ``data`` starts at ``offset`` of the decompressed file.
+
+    ``data`` is a view into the buffer the records were read into (no copy per unit).
+    """
 
     offset: int
-    data: bytes
+    data: memoryview
 
 
 class _HashingReader(io.RawIOBase):
@@ -92,12 +95,18 @@ class SequenceDatabase:
         self._text.close()
         self._raw.close()
 
-    def _read(self, size: int) -> bytes:
+    def _read_after(self, pending: bytes, size: int) -> bytearray:
+        """Return ``pending`` followed by up to ``size`` bytes read (no more at the end)."""
+        buffer = bytearray(len(pending) + size)
+        buffer[: len(pending)] = pending
         try:
-            return self._text.read(size)
+            with memoryview(buffer) as view, view[len(pending) :] as free:
+                n = self._text.readinto(free) or 0
         except _GZIP_ERRORS as err:
             problem = " ".join(str(err).split()) or type(err).__name__
             raise VAEInputError(self.path, f"not a protein FASTA database: {problem}") from err
+        del buffer[len(pending) + n :]
+        return buffer
 
     def units(self, max_bytes: int, max_sequences: int) -> Iterator[Unit]:
         """Yield the database as units of whole records, in file order, until the end.
@@ -108,25 +117,24 @@ class SequenceDatabase:
         """
         pending, offset, first = b"", 0, True
         while True:
-            piece = self._read(max(max_bytes, _READ_BYTES))
-            data = pending + piece if pending else piece
+            # a fresh buffer per read: the units handed out are views into it
+            data = self._read_after(pending, max(max_bytes, _READ_BYTES))
+            at_end = len(data) == len(pending)
             if first and data:
                 _check_start(self.path, data)
                 first = False
             start = 0
-            while (
-                cut := _cut(data, start, max_bytes, max_sequences, final=not piece)
-            ) is not None:
-                yield Unit(offset + start, data[start:cut])
+            while (cut := _cut(data, start, max_bytes, max_sequences, final=at_end)) is not None:
+                yield Unit(offset + start, memoryview(data)[start:cut])
                 start = cut
-            offset, pending = offset + start, data[start:]
+            offset, pending = offset + start, bytes(data[start:])
             if len(pending) > _MAX_RECORD_BYTES:
                 raise VAEInputError(
                     self.path,
                     f"not a protein FASTA database: a record at byte {offset:,} is longer "
                     f"than {_MAX_RECORD_BYTES >> 20} MiB",
                 )
-            if not piece:
+            if at_end:
                 return
 
 

@@ -9,8 +9,9 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from vae._checksums import file_sha256
 from vae._device import resolve_device
-from vae._io import atomic_path, read_h5ad, sha256_file, staged_directory
+from vae._io import atomic_path, read_h5ad, staged_directory
 from vae.data import read_variant_labels
 from vae.data._backed import use_backed
 from vae.errors import VAEInputError
@@ -102,7 +103,7 @@ def train_model(
             n_samples=monitor_draws,
             seed=config.seed,
         )
-    key = _fingerprint(sha256_file(data), domain, model_kwargs)
+    key = _fingerprint(file_sha256(data), domain, model_kwargs)
     try:
         result = model.train(
             adata, config, checkpoint_path=checkpoint, checkpoint_key=key, monitor=monitor
