@@ -29,22 +29,16 @@ import numpy as np
 import pandas as pd
 import torch
 import yaml
-from scipy.stats import spearmanr
+from _variant_targets import VariantTargets, add_target_arguments
 
 from vae._io import read_h5ad
-from vae.data import read_variant_labels
-from vae.data._mutants import encode_variants, focus_codes
-from vae.metrics import variant_auc
+from vae.data._mutants import focus_codes
+from vae.metrics import scan_spearman
 from vae.model import SequenceModel
 from vae.model._site_independent import SiteIndependentModel
 from vae.provenance import cpu_capability
 from vae.steps import preprocess_protein
 from vae.train import TrainConfig
-
-
-def _rho(evol_index: np.ndarray, fitness: np.ndarray) -> float:
-    # evol_index: higher = more damaging; fitness: higher = fitter
-    return float(spearmanr(-evol_index, fitness).statistic)
 
 
 @torch.no_grad()
@@ -60,17 +54,13 @@ def latent_probe(model: SequenceModel, codes: np.ndarray, fitness: np.ndarray) -
     for shrink in (0.0, 0.25, 0.5, 1.0):
         log_p = module.generative(shrink * loc, sample=False)["log_probs"][0].double().numpy()
         index = log_p[column, wild_type[column]] - log_p[column, mutant]
-        out[f"latent_probe_{shrink}"] = _rho(index, fitness[single])
+        out[f"latent_probe_{shrink}"] = scan_spearman(index, fitness[single])
     return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--name", required=True)
-    parser.add_argument("--alignment", required=True)
-    parser.add_argument("--dms", help="CSV with mutant and a fitness column (higher = fitter)")
-    parser.add_argument("--score-column", default="score")
-    parser.add_argument("--labels", help="ClinVar-style label CSV")
+    add_target_arguments(parser)
     parser.add_argument(
         "--preset",
         default="config/real-data.yaml",
@@ -108,36 +98,8 @@ def main() -> None:
 
     info_model = SequenceModel.from_anndata(adata, **model_kwargs)
     positions, residues = info_model.info["positions"], info_model.info["focus_residues"]
-    scan = labels = None
-    if args.dms:
-        table = pd.read_csv(args.dms)
-        scan = encode_variants(list(table["mutant"]), positions, residues, source=args.dms)
-        fitness = table.set_index("mutant").loc[scan.names, args.score_column].to_numpy()
-    if args.labels:
-        label_table = read_variant_labels(args.labels, args.name)
-        labels = encode_variants(
-            list(label_table["mutant"]), positions, residues, source=args.labels
-        )
-
-    def raw(score) -> dict[str, np.ndarray]:
-        out = {}
-        if scan is not None:
-            out["scan"] = score(scan.codes)
-        if labels is not None:
-            out["labels"] = score(labels.codes)
-        return out
-
-    def from_raw(values: dict[str, np.ndarray]) -> dict[str, float]:
-        row = {}
-        if "scan" in values:
-            row["spearman"] = _rho(values["scan"], fitness)
-        if "labels" in values:
-            table = pd.DataFrame({"mutant": labels.names, "evol_index": values["labels"]})
-            row["roc_auc"] = variant_auc(table, label_table).get("roc_auc", float("nan"))
-        return row
-
-    def metrics(score) -> dict[str, float]:
-        return from_raw(raw(score))
+    targets = VariantTargets.load(args, positions, residues)
+    raw, from_raw, metrics = targets.scores, targets.measure, targets.metrics
 
     rows, finals, members = [], [], []
     for seed in args.seeds:
@@ -183,8 +145,8 @@ def main() -> None:
             final |= {f"{estimator}_{k}": v for k, v in from_raw(values).items()}
             final[f"{estimator}_score_seconds"] = time.perf_counter() - started
         final |= {f"site_independent_{k}": v for k, v in site_metrics.items()}
-        if args.probe_latent and scan is not None:
-            final |= latent_probe(model, scan.codes, fitness)
+        if args.probe_latent and targets.scan is not None:
+            final |= latent_probe(model, targets.scan.codes, targets.fitness)
         final["train_seconds"] = float(history["train_seconds"].iloc[-1])
         final["best_val_elbo"] = result.extra["best_elbo"]
         finals.append(final)

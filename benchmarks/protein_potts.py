@@ -57,13 +57,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from _variant_targets import VariantTargets, add_target_arguments
 
 from vae._alphabet import GAP as GAP_SYMBOL
 from vae._alphabet import PROTEIN_ALPHABET
 from vae._io import read_h5ad
-from vae.data import read_variant_labels
-from vae.data._mutants import encode_variants, focus_codes
-from vae.metrics import scan_spearman, variant_auc
+from vae.data._mutants import focus_codes
 from vae.model._site_independent import SiteIndependentModel
 from vae.provenance import cpu_capability
 from vae.steps import preprocess_protein
@@ -392,11 +391,7 @@ class PottsModel:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--name", required=True)
-    parser.add_argument("--alignment", required=True)
-    parser.add_argument("--dms", help="CSV with mutant and a fitness column (higher = fitter)")
-    parser.add_argument("--score-column", default="score")
-    parser.add_argument("--labels", help="ClinVar-style label CSV")
+    add_target_arguments(parser)
     parser.add_argument("--theta", type=float, default=0.2, help="sequence-weight identity")
     parser.add_argument(
         "--cache",
@@ -443,35 +438,12 @@ def main() -> None:
     residues = "".join(adata.var["wt"])
     n_columns, n_states = codes.shape[1], len(PROTEIN_ALPHABET)
 
-    variants: dict[str, np.ndarray] = {}
-    if args.dms:
-        table = pd.read_csv(args.dms)
-        scan = encode_variants(list(table["mutant"]), positions, residues, source=args.dms)
-        fitness = table.set_index("mutant").loc[scan.names, args.score_column].to_numpy()
-        variants["scan"] = scan.codes
-    if args.labels:
-        label_table = read_variant_labels(args.labels, args.name)
-        labels = encode_variants(
-            list(label_table["mutant"]), positions, residues, source=args.labels
-        )
-        variants["labels"] = labels.codes
-
-    def metrics(score: Callable[[np.ndarray], np.ndarray]) -> dict[str, float]:
-        row = {}
-        if "scan" in variants:
-            row["spearman"] = scan_spearman(score(variants["scan"]), fitness)
-        if "labels" in variants:
-            frame = pd.DataFrame({"mutant": labels.names, "evol_index": score(variants["labels"])})
-            row["roc_auc"] = variant_auc(frame, label_table).get("roc_auc", float("nan"))
-        return row
+    targets = VariantTargets.load(args, positions, residues)
+    metrics = targets.metrics
 
     site = SiteIndependentModel(positions, residues).fit(codes, weights)
     site_metrics = metrics(site.score_variants)
-    counts = {}
-    if args.dms:
-        counts["scan"] = scan.counts()
-    if args.labels:
-        counts["labels"] = labels.counts()
+    counts = targets.counts()
     log.info("site-independent %s, variants %s", site_metrics, counts)
 
     def all_metrics(model: PottsModel) -> dict[str, float]:
@@ -514,12 +486,13 @@ def main() -> None:
         tag = spec.replace(".", "p") + ("_ignore_gaps" if args.ignore_gaps else "")
         zero_sum = model.zero_sum_fields()
         tables = []
-        for kind, variant_codes in variants.items():
+        for kind, variant_codes in targets.codes().items():
             if kind == "scan":
-                extra = {"mutant": scan.names, "fitness": fitness}
+                extra = {"mutant": targets.scan.names, "fitness": targets.fitness}
             else:
-                label_of = dict(zip(label_table["mutant"], label_table["label"], strict=True))
-                extra = {"mutant": labels.names, "label": [label_of[m] for m in labels.names]}
+                table, names = targets.label_table, targets.labels.names
+                label_of = dict(zip(table["mutant"], table["label"], strict=True))
+                extra = {"mutant": names, "label": [label_of[m] for m in names]}
             scores = {
                 "potts": model.score_variants(variant_codes, residues),
                 "fields_native": PottsModel.score_fields(model.h, variant_codes, residues),
