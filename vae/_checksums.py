@@ -30,7 +30,7 @@ _warned = False
 
 
 def cache_dir() -> Path:
-    """Folder of the remembered digests (see the module docstring)."""
+    """Return the folder of the remembered digests (see the module docstring)."""
     explicit = os.environ.get("VAE_CACHE_DIR")
     if explicit:
         return Path(explicit)
@@ -81,7 +81,7 @@ def remember_sha256(path: str | Path, digest: str) -> None:
 
 
 def file_sha256(path: str | Path) -> str:
-    """SHA-256 of a file, from the cache when this version of it was hashed before."""
+    """Return the SHA-256 of a file, remembered when this version of it was hashed before."""
     digest = remembered_sha256(path)
     if digest is None:
         digest = sha256_file(path)
