@@ -168,12 +168,17 @@ def with_sentinel(tmp_path: Path, name: str) -> tuple[Path, dict[str, bytes]]:
 EMBED_CASES = {
     # id: (model domain, input file, extra options, problem in the message)
     "empty_alignment": ("protein", "empty.a2m", [], "file is empty"),
-    "truncated_fasta": ("protein", "truncated.fasta", [], "rows of unequal aligned length"),
+    "truncated_fasta": (
+        "protein",
+        "truncated.fasta",
+        [],
+        "has 18 of 178 match columns: the file looks cut short",
+    ),
     "truncated_a2m_after_header": (
         "protein",
         "truncated_header.a2m",
         [],
-        "rows of unequal aligned length (match-column counts [0,",
+        "has 0 of 178 match columns: the file looks cut short",
     ),
     "binary_file_named_a2m": (
         "protein",
@@ -181,11 +186,26 @@ EMBED_CASES = {
         [],
         "binary file, not a sequence alignment",
     ),
-    "rows_of_unequal_length": ("protein", "unequal.a2m", [], "rows of unequal aligned length"),
+    "rows_of_unequal_length": (
+        "protein",
+        "unequal.a2m",
+        [],
+        "rows of unequal aligned length (match-column counts [178, 181]): ",
+    ),
     "unknown_residues": ("protein", "residues.a2m", [], "has invalid characters ['#']"),
-    "h5ad_that_is_text": ("expression", "text.h5ad", [], "not a readable AnnData file"),
+    "h5ad_that_is_text": (
+        "expression",
+        "text.h5ad",
+        [],
+        "not a readable AnnData file (not an HDF5 file)",
+    ),
     "h5ad_that_is_plain_hdf5": ("expression", "plain_hdf5.h5ad", [], "not a readable AnnData"),
-    "truncated_h5ad": ("expression", "truncated.h5ad", [], "not a readable AnnData file"),
+    "truncated_h5ad": (
+        "expression",
+        "truncated.h5ad",
+        [],
+        "not a readable AnnData file (truncated: shorter than its header says)",
+    ),
     "empty_h5ad": ("expression", "empty.h5ad", [], "file is empty"),
     "non_integer_counts": ("expression", "non_integer.h5ad", [], "X holds non-integer values"),
     "negative_counts": ("expression", "negative.h5ad", [], "X holds negative values"),

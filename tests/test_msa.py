@@ -227,6 +227,23 @@ def test_stockholm_without_sequences(tmp_path):
 
 
 @pytest.mark.parametrize(
+    ("rows", "focus_id", "message"),
+    [
+        (["ACDE", "ACDE", "AC"], None, "the last record 's2' has 2 of 4 match columns: "),
+        (["ACDE", "ACDE", "AC"], "s2", "the last record 's2' has 2 of 4 match columns: "),
+        (["ACDE", "ACDEF", "ACDE"], None, "'s1' has 5, the focus 's0' 4"),
+        (["ACDE", "ACDE", "ACDEF"], None, "'s2' has 5, the focus 's0' 4"),
+    ],
+    ids=["last-cut", "focus-last-cut", "middle-longer", "last-longer"],
+)
+def test_unequal_rows_are_named(tmp_path, rows, focus_id, message) -> None:
+    path = tmp_path / "aln.a2m"
+    path.write_text("".join(f">s{i}\n{row}\n" for i, row in enumerate(rows)))
+    with pytest.raises(VAEInputError, match=re.escape(message)):
+        read_alignment(path, focus_id=focus_id)
+
+
+@pytest.mark.parametrize(
     ("rows", "kwargs", "message"),
     [
         (["ACDE", "ACD", "ACDE"], {}, "unequal aligned length"),

@@ -120,6 +120,28 @@ def _focus_start(focus_id: str) -> int:
     return int(match["start"]) if match else 1
 
 
+def _unequal_rows(records: list, match_seqs: list[str], focus_index: int) -> str:
+    """Say which row breaks the alignment's width; a short last record means a cut-off file.
+
+    ``records`` and ``match_seqs`` have the focus moved to the front from ``focus_index``,
+    its place in the file.
+    """
+    last = len(records) - 1 if focus_index != len(records) - 1 else 0  # the file's last record
+    others = {len(s) for i, s in enumerate(match_seqs) if i != last}
+    if len(others) == 1 and len(match_seqs[last]) < (width := min(others)):
+        return (
+            f"the last record {records[last][0]!r} has {len(match_seqs[last])} of {width} "
+            "match columns: the file looks cut short"
+        )
+    width = len(match_seqs[0])
+    row = next(i for i, s in enumerate(match_seqs) if len(s) != width)
+    counts = sorted({len(s) for s in match_seqs})[:5]
+    return (
+        f"rows of unequal aligned length (match-column counts {counts}): "
+        f"{records[row][0]!r} has {len(match_seqs[row])}, the focus {records[0][0]!r} {width}"
+    )
+
+
 def read_alignment(
     path: str | Path,
     *,
@@ -177,10 +199,7 @@ def read_alignment(
         match_seqs.append(match)
     lengths = {len(s) for s in match_seqs}
     if len(lengths) != 1:
-        raise VAEInputError(
-            path,
-            f"rows of unequal aligned length (match-column counts {sorted(lengths)[:5]})",
-        )
+        raise VAEInputError(path, _unequal_rows(records, match_seqs, focus_index))
 
     focus_raw = records[0][1]
     start = _focus_start(records[0][0])
