@@ -30,6 +30,9 @@ import pandas as pd
 import torch
 import yaml
 from _variant_targets import VariantTargets, add_target_arguments
+from Bio import SeqIO
+from Bio.Seq import Seq
+from Bio.SeqRecord import SeqRecord
 
 from vae._io import read_h5ad
 from vae.data._mutants import focus_codes
@@ -58,6 +61,22 @@ def latent_probe(model: SequenceModel, codes: np.ndarray, fitness: np.ndarray) -
     return out
 
 
+def subsample_alignment(path: Path, fraction: float, seed: int, out: Path) -> Path:
+    """Write the focus (first record) and a seeded ``fraction`` of the other records."""
+    from vae.data._msa import read_records
+
+    records = read_records(path)
+    rng = np.random.default_rng(seed)
+    keep = np.flatnonzero(rng.random(len(records) - 1) < fraction) + 1
+    out.parent.mkdir(parents=True, exist_ok=True)
+    target = out.with_name(f"{out.name}.a2m")
+    chosen = [records[0]] + [records[i] for i in keep]
+    SeqIO.write(
+        (SeqRecord(Seq(seq), id=rid, description="") for rid, seq in chosen), target, "fasta-2line"
+    )
+    return target
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_target_arguments(parser)
@@ -75,6 +94,15 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--theta", type=float, default=0.2, help="sequence-weight identity")
     parser.add_argument(
+        "--subsample",
+        type=float,
+        default=None,
+        metavar="FRACTION",
+        help="keep the focus and this fraction of the alignment's other records (a shallower "
+        "alignment of the same family), drawn with --subsample-seed",
+    )
+    parser.add_argument("--subsample-seed", type=int, default=0)
+    parser.add_argument(
         "--probe-latent",
         action="store_true",
         help="also score the scan's singles by the decoder at z = s * E[z | wild type], "
@@ -86,9 +114,17 @@ def main() -> None:
 
     out = Path(args.out) / args.name / Path(args.preset).stem
     out.mkdir(parents=True, exist_ok=True)
-    data = Path(args.out) / args.name / f"preprocessed_theta{args.theta}.h5ad"
+    alignment, tag = Path(args.alignment), f"theta{args.theta}"
+    if args.subsample is not None:
+        tag += f"_sub{args.subsample}_{args.subsample_seed}"
+        alignment = subsample_alignment(
+            alignment, args.subsample, args.subsample_seed, Path(args.out) / args.name / tag
+        )
+        out = out.with_name(f"{out.name}_{tag}")
+        out.mkdir(parents=True, exist_ok=True)
+    data = Path(args.out) / args.name / f"preprocessed_{tag}.h5ad"
     if not data.exists():
-        preprocess_protein(args.alignment, data, theta=args.theta, device="cpu")
+        preprocess_protein(alignment, data, theta=args.theta, device="cpu")
     adata = read_h5ad(data)
     preset = yaml.safe_load(Path(args.preset).read_text())
     model_kwargs = preset["model"]["protein"] | json.loads(args.model)
