@@ -65,16 +65,21 @@ def _barcodes() -> np.ndarray:
     return np.array([f"AAAC{i:04d}-1" for i in range(N_CELLS)])
 
 
+def _write_matrix(group, counts: sp.csr_matrix) -> None:
+    """The cells x features CSR arrays as Cell Ranger's genes x cells CSC, with barcodes."""
+    group["data"] = counts.data.astype(np.int32)
+    group["indices"] = counts.indices.astype(np.int64)
+    group["indptr"] = counts.indptr.astype(np.int64)
+    group["shape"] = np.array([counts.shape[1], counts.shape[0]], dtype=np.int32)
+    group["barcodes"] = _barcodes().astype("S")
+
+
 def _write_h5_v3(path, counts: sp.csr_matrix) -> None:
     """Cell Ranger v3 layout: genes x cells CSC = the cells x features CSR arrays."""
     features = _features()
     with h5py.File(path, "w") as handle:
         group = handle.create_group("matrix")
-        group["data"] = counts.data.astype(np.int32)
-        group["indices"] = counts.indices.astype(np.int64)
-        group["indptr"] = counts.indptr.astype(np.int64)
-        group["shape"] = np.array([counts.shape[1], counts.shape[0]], dtype=np.int32)
-        group["barcodes"] = _barcodes().astype("S")
+        _write_matrix(group, counts)
         feats = group.create_group("features")
         feats["id"] = features["id"].to_numpy().astype("S")
         feats["name"] = features["name"].to_numpy().astype("S")
@@ -90,11 +95,7 @@ def _write_h5_v2(path, counts: sp.csr_matrix) -> None:
     counts = counts[:, genes].tocsr()
     with h5py.File(path, "w") as handle:
         group = handle.create_group("GRCh38")
-        group["data"] = counts.data.astype(np.int32)
-        group["indices"] = counts.indices.astype(np.int64)
-        group["indptr"] = counts.indptr.astype(np.int64)
-        group["shape"] = np.array([counts.shape[1], counts.shape[0]], dtype=np.int32)
-        group["barcodes"] = _barcodes().astype("S")
+        _write_matrix(group, counts)
         group["genes"] = features["id"].to_numpy()[genes].astype("S")
         group["gene_names"] = features["name"].to_numpy()[genes].astype("S")
 

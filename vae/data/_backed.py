@@ -22,7 +22,8 @@ import torch
 from vae._heap import bound_heap_growth
 from vae._sparse import CountBatch
 from vae.data._count_blocks import stored_matrix
-from vae.data._tenx_h5 import is_tenx_h5, tenx_csr_bytes, tenx_group
+from vae.data._csr_source import stored_group_bytes
+from vae.data._tenx_h5 import is_tenx_h5, tenx_group
 from vae.errors import VAEInputError
 
 #: In-memory CSR of the whole matrix above this many bytes: read it backed (``backed: auto``).
@@ -45,14 +46,13 @@ def stored_csr_bytes(path: str | Path, layer: str | None = None) -> int | None:
         with h5py.File(path, "r") as handle:
             if is_tenx_h5(path):
                 group = tenx_group(handle, path) if layer is None else None
-                return None if group is None else tenx_csr_bytes(group)
-            key = "X" if layer is None else f"layers/{layer}"
-            group = handle.get(key)
-            if not isinstance(group, h5py.Group) or group.attrs.get("encoding-type") != (
-                "csr_matrix"
-            ):
-                return None
-            return int(group["data"].shape[0]) * 12 + int(group["indptr"].shape[0]) * 8
+            else:
+                group = handle.get("X" if layer is None else f"layers/{layer}")
+                if not isinstance(group, h5py.Group) or group.attrs.get("encoding-type") != (
+                    "csr_matrix"
+                ):
+                    group = None
+            return None if group is None else stored_group_bytes(group)
     except (OSError, VAEInputError):
         return None
 

@@ -18,6 +18,7 @@ temporary CSR ``.h5ad`` beside the output (:func:`~vae.data._tenx_mtx.staged_10x
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from pathlib import Path
 from typing import Any
@@ -179,22 +180,13 @@ def preprocess_counts_chunked(
         ``n_cells_read``, ``n_genes_read``, ``n_cells``, ``n_genes``.
     """
     path = Path(path)
-    if path.is_dir():  # a 10x folder: stream matrix.mtx into a CSR .h5ad beside the output
-        options = {
-            "layer": layer,
-            "label_key": label_key,
-            "batch_key": batch_key,
-            "min_genes": min_genes,
-            "min_cells": min_cells,
-            "n_top_genes": n_top_genes,
-            "record": record,
-            "block_rows": block_rows,
-        }
-        with staged_10x_folder(path, Path(output).parent, mtx_chunk_entries) as staged:
-            return preprocess_counts_chunked(staged, output, **options)
-    if not path.is_file():
-        raise VAEInputError(path, "file does not exist")
-    with CountBlocks(path, layer=layer, block_rows=block_rows) as blocks:
+    with contextlib.ExitStack() as stack:
+        if path.is_dir():  # a 10x folder: stream matrix.mtx into a CSR .h5ad beside the output
+            folder = staged_10x_folder(path, Path(output).parent, mtx_chunk_entries)
+            path = stack.enter_context(folder)
+        elif not path.is_file():
+            raise VAEInputError(path, "file does not exist")
+        blocks = stack.enter_context(CountBlocks(path, layer=layer, block_rows=block_rows))
         obs, var = _annotations(path)
         for key, what in ((label_key, "label"), (batch_key, "batch")):
             if key is not None and key not in obs:

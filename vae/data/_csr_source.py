@@ -15,6 +15,19 @@ import h5py
 import numpy as np
 
 
+def csr_bytes(n_stored: int, n_rows: int) -> int:
+    """Bytes a CSR count matrix takes in memory.
+
+    12 bytes per stored value (float32 value, int64 column index) and 8 per row pointer.
+    """
+    return int(n_stored) * 12 + (int(n_rows) + 1) * 8
+
+
+def stored_group_bytes(group: h5py.Group) -> int:
+    """:func:`csr_bytes` of a CSR matrix stored as ``data`` / ``indptr`` datasets of a group."""
+    return csr_bytes(group["data"].shape[0], group["indptr"].shape[0] - 1)
+
+
 @dataclass
 class CSRSource:
     """A CSR matrix stored as ``data``, ``indices`` and ``indptr`` datasets of a group.

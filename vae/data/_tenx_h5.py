@@ -147,8 +147,3 @@ def tenx_source(handle: h5py.File, path: str | Path) -> CSRSource:
             raise VAEInputError(path, f"10x HDF5 file lacks a dataset ({err})") from err
         columns = np.flatnonzero(types == GENE_EXPRESSION)
     return CSRSource(group, n_cells, n_features, group.name, columns)
-
-
-def tenx_csr_bytes(group: h5py.Group) -> int:
-    """Bytes the stored matrix would take in memory as CSR (all features)."""
-    return int(group["data"].shape[0]) * 12 + int(group["indptr"].shape[0]) * 8

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from vae.data._csr_source import csr_bytes
 from vae.data._h5ad_blocks import H5adBlockWriter
 from vae.data._tenx_h5 import gene_expression_rows
 from vae.errors import VAEInputError
@@ -136,7 +137,7 @@ def mtx_csr_bytes(folder: str | Path) -> int | None:
         header = mtx_header(tenx_folder_files(folder)[0])
     except (OSError, EOFError, VAEInputError):
         return None
-    return header.nnz * 12 + (header.n_cols + 1) * 8
+    return csr_bytes(header.nnz, header.n_cols)
 
 
 def _cell_rows(
