@@ -12,7 +12,7 @@ from vae.model import CountModel, QueryTraining, map_query_model
 from vae.model._mapping import extend_batches
 from vae.model._query_module import QueryModule
 from vae.module._count_likelihood import count_log_likelihood, nb_lgamma_terms
-from vae.train import NamedRows
+from vae.train import NamedRows, TrainConfig, Trainer
 
 
 @pytest.fixture(scope="module")
@@ -33,6 +33,16 @@ def test_only_new_columns_require_gradients(fold) -> None:
     released = wrapper.release()
     assert released.state_dict().keys() == model.module.state_dict().keys()
     assert all(p.requires_grad for p in released.parameters())
+
+
+def test_query_training_uses_the_reference_modules_adam_eps(fold) -> None:
+    model, _ = fold
+    mapped = extend_batches(model, ["b1"])
+    wrapper = QueryModule(mapped.module, n_reference_batches=1)
+    rows = NamedRows(mapped.tensors(fold[1]))
+    trainer = Trainer(wrapper, rows, TrainConfig(max_steps=1), device=torch.device("cpu"))
+    assert trainer.optimizer.param_groups[0]["eps"] == mapped.module.default_adam_eps == 0.01
+    wrapper.release()
 
 
 def test_cached_products_give_the_same_loss_as_the_full_layer(fold) -> None:

@@ -157,7 +157,6 @@ def train_query(
         batch_size=settings.batch_size,
         lr=settings.lr,
         weight_decay=0.0,  # decay would move the frozen reference columns of the layers
-        adam_eps=getattr(mapped.module, "default_adam_eps", None),
         kl_warmup_steps=0,
         validation_frac=settings.validation_frac,
         eval_every=per_epoch,

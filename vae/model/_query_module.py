@@ -103,6 +103,11 @@ class QueryModule(nn.Module):
         )
 
     @property
+    def default_adam_eps(self) -> float | None:
+        """The wrapped module's Adam epsilon (:func:`~vae.train._trainer.adam_eps`)."""
+        return getattr(self.inner, "default_adam_eps", None)
+
+    @property
     def encoder_first(self) -> NewColumnsLinear:
         """The encoder's first layer, split."""
         return self.inner.encoder.body[0]

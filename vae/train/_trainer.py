@@ -135,7 +135,8 @@ def adam_eps(config: TrainConfig, module: torch.nn.Module) -> float:
     """Adam's epsilon for ``module``: the config's, else the module's default, else 1e-8."""
     if config.adam_eps is not None:
         return float(config.adam_eps)
-    return float(getattr(module, "default_adam_eps", 1e-8))
+    default = getattr(module, "default_adam_eps", None)
+    return 1e-8 if default is None else float(default)
 
 
 class Trainer:
