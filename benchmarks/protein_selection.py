@@ -156,19 +156,15 @@ def main() -> None:
         config = TrainConfig(**train_kwargs | {"seed": seed})
         model = SequenceModel.from_anndata(adata, **model_kwargs)
         train, val = (t.numpy() for t in model.validation_split(adata, config))
-        site_all = measure(
-            SiteIndependentModel(positions, residues)
-            .fit(codes[train], weights[train])
-            .score_variants
-        )
-        if near.any():
+        site = SiteIndependentModel(positions, residues).fit(codes[train], weights[train])
+        site_all = site_value = measure(site.score_variants)
+        if near.any():  # the baseline of the training that leaves the neighbourhood out
             train, val = train[~near[train]], val[~near[val]]
             split = (torch.as_tensor(train), torch.as_tensor(val))
             model.validation_split = lambda adata, config, split=split: split
-        site = SiteIndependentModel(positions, residues).fit(codes[train], weights[train])
-        profile = np.exp(site.log_freq)
-        profile /= profile.sum(1, keepdims=True)
-        site_value = measure(site.score_variants)
+            site = SiteIndependentModel(positions, residues).fit(codes[train], weights[train])
+            site_value = measure(site.score_variants)
+        profile = np.exp(site.log_freq)  # normalised per column
         val_adata = adata[val]
         rows, clock = [], {"start": time.perf_counter(), "monitor": 0.0}
 

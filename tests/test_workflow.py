@@ -12,6 +12,7 @@ from pathlib import Path
 import anndata as ad
 import pandas as pd
 import pytest
+from Bio import SeqIO
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "workflow" / "Snakefile")]
@@ -108,7 +109,7 @@ def test_protein_artifacts(workdir: Path) -> None:
 
 
 def _fasta_ids(path: Path) -> list[str]:
-    return [line[1:].split()[0] for line in path.read_text().splitlines() if line[:1] == ">"]
+    return [record.id for record in SeqIO.parse(path, "fasta")]
 
 
 def test_family_search_feeds_the_model(workdir: Path) -> None:

@@ -289,7 +289,7 @@ def _search_thresholds(focus, database, thresholds, iterations, block_size, thre
     started, counts, passes = time.perf_counter(), {}, 0
     # a database searched before (another focus, another threshold) is not hashed again
     sha256 = remembered_sha256(database)
-    from_cache, n_bytes = sha256 is not None, os.stat(database).st_size
+    from_cache = sha256 is not None
     for iteration in range(1, iterations + 1):
         active = [state for state in states if not state.converged]
         if not active:
@@ -301,13 +301,13 @@ def _search_thresholds(focus, database, thresholds, iterations, block_size, thre
         with SequenceDatabase(database, hash_it=sha256 is None) as handle:
             counts = _search_pass(handle, active, block_size=block_size, threads=threads)
             if handle.hasher is not None:
-                sha256, n_bytes = handle.hasher.digest.hexdigest(), handle.hasher.n_bytes
+                sha256 = handle.hasher.digest.hexdigest()
                 remember_sha256(database, sha256)
         passes += 1
         for state in active:
             _advance(state, digital, iteration, time.perf_counter() - tick)
-    database_record = {"path": str(database), "bytes": n_bytes, "sha256": sha256, "passes": passes}
-    database_record["sha256_remembered"] = from_cache
+    database_record = {"path": str(database), "bytes": os.stat(database).st_size}
+    database_record |= {"sha256": sha256, "sha256_remembered": from_cache, "passes": passes}
     database_record |= counts
     wall = time.perf_counter() - started
     return [

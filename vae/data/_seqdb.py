@@ -52,7 +52,6 @@ class _HashingReader(io.RawIOBase):
     def __init__(self, raw: io.BufferedReader) -> None:
         self._raw = raw
         self.digest = hashlib.sha256()
-        self.n_bytes = 0
 
     def readable(self) -> bool:
         return True
@@ -61,7 +60,6 @@ class _HashingReader(io.RawIOBase):
         n = self._raw.readinto(buffer)
         if n:
             self.digest.update(memoryview(buffer)[:n])
-            self.n_bytes += n
         return n
 
     def close(self) -> None:
