@@ -6,7 +6,6 @@ test keeps the GPU check from rotting; it carries no ``gpu`` marker on purpose.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import os
@@ -18,6 +17,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from _benchmarks import load_benchmark
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "benchmarks" / "gpu_check.py"
@@ -29,18 +29,6 @@ PARTS = (
     "expression_pbmc3k",
     "expression_1m",
 )
-
-
-def _load_script():
-    """Import the script as a module (it puts ``benchmarks/`` on ``sys.path``: undone)."""
-    path = list(sys.path)
-    try:
-        spec = importlib.util.spec_from_file_location("gpu_check", SCRIPT)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path[:] = path
-    return module
 
 
 def _finite(value) -> bool:
@@ -101,7 +89,7 @@ def _runs(part: dict) -> list[dict]:
 
 
 def test_timed_fit_cuts_at_the_budget():
-    gpu_check = _load_script()
+    gpu_check = load_benchmark("gpu_check")
     layer = torch.nn.Linear(4, 1)
     optimizer = torch.optim.SGD(layer.parameters(), lr=0.01)
 
@@ -137,7 +125,7 @@ def _event(name, start, end, device="cpu", annotation=False):
 
 
 def test_profile_summary_reads_the_device_timeline():
-    gpu_check = _load_script()
+    gpu_check = load_benchmark("gpu_check")
     # two steps of 1,000 us: kernels overlap in part, one copy each way, a step annotation
     events = [
         _event("ProfilerStep#1", 0, 1000),

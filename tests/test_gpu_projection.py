@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
+from _benchmarks import load_benchmark
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks/protein_gpu_projection.py"
+REPO = Path(__file__).resolve().parents[1]
 TINY = {
     "n_latent": 4,
     "encoder_hidden": [32, 16],
@@ -19,10 +19,7 @@ TINY = {
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("protein_gpu_projection", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("protein_gpu_projection")
 
 
 def test_flops_scale_with_batch_and_operators_do_not(bench):
@@ -43,7 +40,7 @@ def test_host_overhead_is_per_operator_of_a_network_with_nil_arithmetic(bench):
 
 
 def test_presets_merge_over_the_real_data_config(bench):
-    model, train = bench.preset_settings(SCRIPT.parents[1] / "config/presets/protein-eve.yaml")
+    model, train = bench.preset_settings(REPO / "config/presets/protein-eve.yaml")
     assert model["encoder_hidden"] == [2000, 1000, 300]
     assert model["site_offset"] is False
     assert train["batch_size"] == 256
