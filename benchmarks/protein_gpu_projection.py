@@ -26,6 +26,7 @@ from pathlib import Path
 
 import torch
 import yaml
+from snakemake.utils import update_config
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -33,7 +34,9 @@ from vae._alphabet import PROTEIN_ALPHABET
 from vae.module import SequenceVAE
 from vae.provenance import cpu_capability
 
-REAL_DATA_CONFIG = Path(__file__).resolve().parents[1] / "config/real-data.yaml"
+CONFIG = Path(__file__).resolve().parents[1] / "config"
+DEFAULT_CONFIG = CONFIG / "config.yaml"
+REAL_DATA_CONFIG = CONFIG / "real-data.yaml"
 
 
 class DispatchCounter(TorchDispatchMode):
@@ -49,13 +52,15 @@ class DispatchCounter(TorchDispatchMode):
 
 
 def preset_settings(path: Path) -> tuple[dict, dict]:
-    """The ``model.protein`` and ``train.protein`` sections of a config file (merged on the
-    real-data config when the file is a preset overlay)."""
-    base = yaml.safe_load(REAL_DATA_CONFIG.read_text())
-    over = yaml.safe_load(path.read_text())
-    model = base["model"]["protein"] | over.get("model", {}).get("protein", {})
-    train = base["train"]["protein"] | over.get("train", {}).get("protein", {})
-    return model, train
+    """The ``model.protein`` and ``train.protein`` sections the workflow runs with ``path``.
+
+    Layered as Snakemake layers them for ``--configfile config/real-data.yaml path``: the
+    workflow's ``config/config.yaml``, then the real-data config, then ``path``.
+    """
+    config = {}
+    for layer in dict.fromkeys((DEFAULT_CONFIG, REAL_DATA_CONFIG, path.resolve())):
+        update_config(config, yaml.safe_load(layer.read_text()))
+    return config["model"]["protein"], config["train"]["protein"]
 
 
 def one_step(module: SequenceVAE, optimizer: torch.optim.Optimizer, codes: torch.Tensor) -> None:
