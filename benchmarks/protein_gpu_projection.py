@@ -59,7 +59,10 @@ def preset_settings(path: Path) -> tuple[dict, dict]:
     """
     config = {}
     for layer in dict.fromkeys((DEFAULT_CONFIG, REAL_DATA_CONFIG, path.resolve())):
-        update_config(config, yaml.safe_load(layer.read_text()))
+        settings = yaml.safe_load(layer.read_text())
+        if not isinstance(settings, dict):
+            raise ValueError(f"{layer.name} is not a YAML mapping of config sections")
+        update_config(config, settings)
     return config["model"]["protein"], config["train"]["protein"]
 
 
@@ -145,7 +148,10 @@ def main() -> None:
 
     rows = []
     for preset in args.presets:
-        model_kwargs, train_kwargs = preset_settings(Path(preset))
+        try:
+            model_kwargs, train_kwargs = preset_settings(Path(preset))
+        except (OSError, ValueError, yaml.YAMLError) as error:
+            parser.error(f"preset {preset}: " + " ".join(str(error).split()))
         host_us = host_microseconds_per_operator(model_kwargs, max(args.steps, 20), 0)
         per_operator_us = max(args.launch_us, host_us)
         for positions in args.positions:

@@ -45,3 +45,10 @@ def test_presets_merge_over_the_real_data_config(bench):
     assert model["site_offset"] is False
     assert train["batch_size"] == 256
     assert train["max_steps"] == 1000
+
+
+def test_a_preset_that_is_not_a_mapping_is_named(bench, tmp_path):
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("")
+    with pytest.raises(ValueError, match="empty.yaml is not a YAML mapping"):
+        bench.preset_settings(empty)
