@@ -33,6 +33,14 @@ report: $(STAMP)
 test: $(STAMP) lint
 	$(BIN)/python -m pytest -m "not slurm and not gpu"
 
+## test-unit: the pytest suite without the tests that run snakemake (`workflow` marker): fast
+test-unit: $(STAMP)
+	$(BIN)/python -m pytest -m "not workflow and not slurm and not gpu"
+
+## test-workflow: only the tests that run snakemake (dry runs, stubbed and end-to-end runs)
+test-workflow: $(STAMP)
+	$(BIN)/python -m pytest -m "workflow and not slurm and not gpu"
+
 lint: $(STAMP)
 	$(BIN)/ruff check vae tests workflow/scripts
 	$(BIN)/ruff format --check vae tests workflow/scripts

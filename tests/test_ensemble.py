@@ -95,6 +95,7 @@ def test_models_of_other_columns_are_no_ensemble(members, tmp_path) -> None:
         steps.score_variants([members["models"][0], other], tmp_path / "x.csv", n_samples=1)
 
 
+@pytest.mark.workflow
 def test_workflow_fans_an_ensemble_out_into_one_job_per_seed(tmp_path) -> None:
     overrides = tmp_path / "overrides.yaml"
     overrides.write_text(yaml.safe_dump({"tinyfam": {"train": {"ensemble": 3}}}))
@@ -134,6 +135,7 @@ def test_global_and_per_protein_mixture_over_two_proteins(members, tmp_path) -> 
         steps.score_eve_global({"famA": scores["famA"]}, {"famA": outputs["famA"]})
 
 
+@pytest.mark.workflow
 def test_workflow_gathers_every_protein_for_the_global_mixture(tmp_path) -> None:
     work = tmp_path / "work"
     shutil.copytree(REPO / ".test", work)

@@ -417,6 +417,7 @@ def _no_vae_env(root: Path) -> dict[str, str]:
     }
 
 
+@pytest.mark.workflow
 def test_workflow_plans_the_search_without_importing_vae(tiny, tmp_path) -> None:
     work = _workdir(tiny, tmp_path / "work")
     result = _snakemake(work, "-n", env=_no_vae_env(tmp_path / "stub"))
@@ -425,6 +426,7 @@ def test_workflow_plans_the_search_without_importing_vae(tiny, tmp_path) -> None
     assert "results/protein/p53search/alignment.a2m" in result.stdout
 
 
+@pytest.mark.workflow
 def test_workflow_plans_an_a3m_alignment_when_asked(tiny, tmp_path) -> None:
     work = _workdir(tiny, tmp_path / "work", alignment_format="a3m")
     result = _snakemake(
@@ -435,6 +437,7 @@ def test_workflow_plans_an_a3m_alignment_when_asked(tiny, tmp_path) -> None:
     assert "alignment.a2m" not in result.stdout
 
 
+@pytest.mark.workflow
 def test_workflow_refuses_a_database_for_an_alignment_source(tiny, tmp_path) -> None:
     work = _workdir(tiny, tmp_path / "work", source="tinyfam.a2m")
     result = _snakemake(work, "-n", env=_no_vae_env(tmp_path / "stub"))

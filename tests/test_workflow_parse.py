@@ -102,6 +102,7 @@ def _test_workdir(root: Path, overrides: dict | None = None) -> Path:
     return root
 
 
+@pytest.mark.workflow
 def test_demo_dry_run_never_imports_vae(no_vae, tmp_path: Path) -> None:
     shutil.copytree(REPO / "config", tmp_path / "config")
     result = _snakemake(tmp_path, no_vae, "-n")
@@ -111,6 +112,7 @@ def test_demo_dry_run_never_imports_vae(no_vae, tmp_path: Path) -> None:
         assert f"resources/sources/{path}" in result.stdout
 
 
+@pytest.mark.workflow
 def test_a_downloaded_source_keeps_its_file_suffix_only(no_vae, tmp_path: Path) -> None:
     work = _test_workdir(tmp_path / "work")
     sheet = work / "config" / "datasets.tsv"
@@ -122,6 +124,7 @@ def test_a_downloaded_source_keeps_its_file_suffix_only(no_vae, tmp_path: Path) 
     assert "resources/sources/tinycells.h5\n" in result.stdout + "\n"
 
 
+@pytest.mark.workflow
 def test_rules_hand_settings_and_overrides_to_steps(tmp_path: Path) -> None:
     env = _stub(
         tmp_path / "stub",
@@ -191,6 +194,7 @@ OVERRIDE_ERRORS = {
 }
 
 
+@pytest.mark.workflow
 @pytest.mark.parametrize("case", list(OVERRIDE_ERRORS))
 def test_bad_overrides_stop_with_one_line(case, no_vae, tmp_path: Path) -> None:
     overrides, line = OVERRIDE_ERRORS[case]
@@ -201,6 +205,7 @@ def test_bad_overrides_stop_with_one_line(case, no_vae, tmp_path: Path) -> None:
     assert result.stderr.strip().splitlines()[-1] == line
 
 
+@pytest.mark.workflow
 def test_layer_on_a_protein_model_is_refused(no_vae, tmp_path: Path) -> None:
     work = _test_workdir(tmp_path)
     sheet = "dataset\tmodel\tsource\tlayer\ntinyfam_raw\ttinyfam\ttinyfam_raw.fasta\tcounts\n"
