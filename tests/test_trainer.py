@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -12,6 +13,7 @@ import pytest
 import torch
 from torch import nn
 
+from vae.errors import VAEInputError
 from vae.module import CountVAE, LossOutput, SequenceVAE
 from vae.train import EpochOrderedRows, NamedRows, TrainConfig, Trainer
 from vae.train._trainer import NonFiniteLossError, split_indices
@@ -417,3 +419,46 @@ def test_checkpoint_key_and_config_must_match(tmp_path, msa_adata, caplog):
         assert "resumed from" not in log
         assert result.history["step"].tolist() == list(range(5, cfg.max_steps + 1, 5))
         assert (saved["key"], saved["config"]["max_steps"]) == (key, cfg.max_steps)
+
+
+def test_float16_precision_is_refused_in_one_line():
+    with pytest.raises(VAEInputError) as err:
+        TrainConfig(precision="16")
+    message = str(err.value)
+    assert message.startswith("train.precision: '16' (float16 autocast) is not supported")
+    assert "gradient scaler" in message
+    assert "'bf16'" in message
+    assert "\n" not in message
+    with pytest.raises(VAEInputError, match=r"^train\.precision: must be one of '32', 'bf16'"):
+        TrainConfig(precision="fp8")
+    assert TrainConfig(precision="bf16").precision == "bf16"
+
+
+def test_train_step_refuses_float16_before_reading_the_data(tmp_path):
+    from vae import steps
+
+    with pytest.raises(VAEInputError, match=r"^train\.protein\.precision: '16' \(float16"):
+        steps.train_model(
+            tmp_path / "not_read.h5ad",
+            tmp_path / "model",
+            tmp_path / "history.tsv",
+            domain="protein",
+            model_kwargs={},
+            train_kwargs={"max_steps": 5, "precision": "16"},
+            device="cpu",
+        )
+    assert not (tmp_path / "model").exists()
+
+
+def test_the_workflow_schema_offers_no_float16_precision():
+    import yaml
+    from schema_check import schema_problem
+
+    repo = Path(__file__).resolve().parents[1]
+    schema = repo / "workflow" / "schemas" / "config.schema.yaml"
+    config = yaml.safe_load((repo / ".test" / "config" / "config.yaml").read_text())
+    assert schema_problem(config, schema) is None
+    config["train"]["protein"]["precision"] = "bf16"
+    assert schema_problem(config, schema) is None
+    config["train"]["protein"]["precision"] = "16"
+    assert schema_problem(config, schema).startswith("train.protein.precision: '16' is not one")

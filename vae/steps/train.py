@@ -19,7 +19,7 @@ from vae.metrics import learning_curve_monitor
 from vae.model import BaseModel
 from vae.provenance import write_manifest
 from vae.train import TrainConfig, resolve_max_steps
-from vae.train._trainer import NonFiniteLossError, split_indices
+from vae.train._trainer import NonFiniteLossError, check_precision, split_indices
 
 
 def _fingerprint(*parts: Any) -> str:
@@ -78,6 +78,10 @@ def train_model(
     monitor_draws = train_kwargs.pop("monitor_draws", 4)
     if domain != "expression" and backed is True:
         raise VAEInputError(f"train.{domain}.backed", "backed reading is for expression data")
+    # before the data are read; TrainConfig checks it too, without the domain in the key
+    check_precision(
+        train_kwargs.get("precision", TrainConfig.precision), f"train.{domain}.precision"
+    )
     backed = domain == "expression" and use_backed(data, backed)
     adata = read_h5ad(data, backed=backed)
     torch_device = resolve_device(device)

@@ -23,6 +23,40 @@ logger = logging.getLogger(__name__)
 #: Ways to choose the validation examples (:attr:`TrainConfig.validation_split`).
 VALIDATION_SPLITS = ("random", "cluster")
 
+#: Training precisions (:attr:`TrainConfig.precision`). float16 autocast (``"16"``) is not
+#: one of them: the loop has no gradient scaler, without which small float16 gradients
+#: underflow to zero; bf16 has float32's range and needs none.
+PRECISIONS = ("32", "bf16")
+
+
+def check_precision(precision: object, where: str = "train.precision") -> None:
+    """Refuse a :attr:`TrainConfig.precision` outside :data:`PRECISIONS`, in one line.
+
+    Parameters
+    ----------
+    precision
+        The setting, e.g. ``"bf16"``.
+    where
+        Config key named in the error, e.g. ``train.protein.precision``.
+
+    Raises
+    ------
+    VAEInputError
+        ``precision`` is not ``"32"`` or ``"bf16"`` (``"16"`` included: see
+        :data:`PRECISIONS`).
+    """
+    if precision in PRECISIONS:
+        return
+    if precision == "16":
+        raise VAEInputError(
+            where,
+            "'16' (float16 autocast) is not supported: training has no gradient scaler, "
+            "so small gradients would underflow; use 'bf16' (CUDA) or '32'",
+        )
+    raise VAEInputError(
+        where, f"must be one of {', '.join(repr(p) for p in PRECISIONS)}, not {precision!r}"
+    )
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -60,7 +94,8 @@ class TrainConfig:
     grad_clip
         Max gradient norm (``None`` disables).
     precision
-        ``"32"``, ``"bf16"`` or ``"16"`` (autocast, CUDA only).
+        ``"32"`` or ``"bf16"`` (bfloat16 autocast, CUDA only; ignored on CPU). ``"16"``
+        (float16) is refused: there is no gradient scaler (:data:`PRECISIONS`).
     seed
         Seed for the split, initialisation, minibatches and noise.
     """
@@ -82,6 +117,7 @@ class TrainConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        check_precision(self.precision)
         if self.validation_split not in VALIDATION_SPLITS:
             raise VAEInputError(
                 "train.validation_split",
@@ -252,8 +288,8 @@ class Trainer:
     def _autocast(self):
         if self.device.type != "cuda" or self.config.precision == "32":
             return contextlib.nullcontext()
-        dtype = torch.bfloat16 if self.config.precision == "bf16" else torch.float16
-        return torch.autocast("cuda", dtype=dtype)
+        # "bf16" (TrainConfig refuses float16: no gradient scaler here)
+        return torch.autocast("cuda", dtype=torch.bfloat16)
 
     @torch.no_grad()
     def evaluate(self, index: torch.Tensor, chunk: int = 4096) -> dict[str, float]:
