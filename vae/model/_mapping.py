@@ -19,7 +19,6 @@ from typing import Literal
 import anndata as ad
 import pandas as pd
 import torch
-from torch import nn
 
 from vae.errors import VAEInputError
 from vae.model._count import CountModel
@@ -80,14 +79,6 @@ def new_batch_categories(model: CountModel, batches: pd.Series) -> list[str]:
     """Batch categories of a query that the model has not seen, in sorted order."""
     known = set(model.info["batch_categories"])
     return sorted(set(batches.astype(str)) - known)
-
-
-def _batch_layers(module: nn.Module) -> list[tuple[nn.Linear, int]]:
-    """First linear layers that take the one-hot batch, with the width of their other input."""
-    return [
-        (module.encoder.body[0], module.n_genes),
-        (module.decoder[0], module.n_latent),
-    ]
 
 
 def extend_batches(

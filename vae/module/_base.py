@@ -33,16 +33,23 @@ class LossOutput:
         """Per-example negative ELBO without global terms, shape ``(batch,)``."""
         return self.reconstruction + self.kl_local
 
-    def loss(
-        self, kl_weight: float, n_total: float, weights: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        """Minibatch objective: mean weighted ``recon + kl_weight*KL`` plus ``KL_global/n``."""
+    def loss(self, kl_weight: float, n_total: float) -> torch.Tensor:
+        """Minibatch objective: mean ``recon + kl_weight*KL`` plus ``kl_weight*KL_global/n``.
+
+        Parameters
+        ----------
+        kl_weight
+            Weight of the KL terms (KL warm-up).
+        n_total
+            Effective number of training examples, which the global KL is spread over.
+
+        Returns
+        -------
+        torch.Tensor
+            The scalar the trainer minimises.
+        """
         per_example = self.reconstruction + kl_weight * self.kl_local
-        if weights is None:
-            mean = per_example.mean()
-        else:
-            mean = (per_example * weights).sum() / weights.sum()
-        return mean + kl_weight * self.kl_global / n_total
+        return per_example.mean() + kl_weight * self.kl_global / n_total
 
 
 class BaseModule(nn.Module, metaclass=abc.ABCMeta):
