@@ -36,10 +36,31 @@ def test_an_epoch_is_at_least_one_step() -> None:
 
 @pytest.mark.parametrize(
     ("n_cells", "epochs"),
-    [(700, 400), (20_000, 400), (40_000, 200), (1_000_000, 8), (3_000_000, 3), (10**8, 1)],
+    [
+        (1, 400),
+        (700, 400),
+        (1_000, 400),
+        (20_000, 400),
+        (40_000, 200),
+        (100_000, 80),
+        (1_000_000, 8),
+        (3_000_000, 3),
+        (15_999_999, 1),
+        # the rounded quotient is 0 from here on; scvi-tools clamps it to 1 as well
+        (16_000_000, 1),
+        (30_000_000, 1),
+        (10**8, 1),
+    ],
 )
 def test_scvi_default_epochs(n_cells, epochs) -> None:
     assert scvi_default_epochs(n_cells) == epochs
+
+
+def test_query_mapping_uses_the_same_epoch_heuristic() -> None:
+    from vae.model import _mapping, default_query_epochs
+
+    assert default_query_epochs is scvi_default_epochs
+    assert _mapping.default_query_epochs is scvi_default_epochs
 
 
 def test_neither_set_uses_scvi_tools_default_on_all_cells() -> None:

@@ -25,21 +25,18 @@ from vae.model._count import CountModel
 from vae.model._query_cells import QueryCells
 from vae.model._query_module import QueryModule
 from vae.train import NamedRows, TrainConfig, Trainer
+from vae.train._budget import scvi_default_epochs
 from vae.train._trainer import split_indices
 
 logger = logging.getLogger(__name__)
 
-# scvi-tools' ``get_max_epochs_heuristic``: what ``model.train()`` runs after
-# ``load_query_data`` when no ``max_epochs`` is given
-_EPOCHS_CAP, _DECAY_AT_N_OBS = 400, 20_000
+#: scvi-tools' default epochs for ``n_obs`` query cells (its ``get_max_epochs_heuristic``:
+#: what ``model.train()`` runs after ``load_query_data`` when no ``max_epochs`` is given);
+#: the same function as :func:`vae.train._budget.scvi_default_epochs`.
+default_query_epochs = scvi_default_epochs
 
 #: Default memory for the per-cell products of the encoder's first layer (1M cells x 128).
 ENCODER_CACHE_BYTES = 1024**3
-
-
-def default_query_epochs(n_obs: int) -> int:
-    """scvi-tools' default epochs for ``n_obs`` cells: ``min(round(20000 / n * 400), 400)``."""
-    return max(1, min(round(_DECAY_AT_N_OBS / max(n_obs, 1) * _EPOCHS_CAP), _EPOCHS_CAP))
 
 
 @dataclass(frozen=True)

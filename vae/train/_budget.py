@@ -16,20 +16,23 @@ SCVI_CELLS, SCVI_EPOCHS = 20_000, 400
 def scvi_default_epochs(n_cells: int) -> int:
     """Return scvi-tools' default number of epochs for a dataset of ``n_cells`` cells.
 
-    ``min(round(20000 / n_cells * 400), 400)``, as scvi-tools'
-    ``get_max_epochs_heuristic``; at least 1 (scvi-tools gives 0 above 16 million cells).
+    ``max(min(round(20000 / n_cells * 400), 400), 1)``, as scvi-tools'
+    ``get_max_epochs_heuristic``: 400 up to 20,000 cells, then decaying, and at least 1
+    (the rounded quotient alone would be 0 from 16 million cells on; scvi-tools clamps it
+    to 1 too). The one home of the heuristic: training budgets
+    (:func:`resolve_max_steps`) and query mapping (:mod:`vae.model._mapping`) use it.
 
     Parameters
     ----------
     n_cells
-        All cells of the dataset (training and validation).
+        All cells of the dataset (training and validation); below 1 counts as 1.
 
     Returns
     -------
     int
-        Epochs: 400 up to 20,000 cells, fewer above.
+        Epochs, from 1 to 400.
     """
-    return max(1, min(round(SCVI_CELLS / n_cells * SCVI_EPOCHS), SCVI_EPOCHS))
+    return max(1, min(round(SCVI_CELLS / max(n_cells, 1) * SCVI_EPOCHS), SCVI_EPOCHS))
 
 
 def _positive_int(value: Any, where: str) -> int:
