@@ -38,7 +38,8 @@ class Alignment:
     sequences
         Upper-case match-column strings of equal length (gaps as ``-``).
     focus_columns
-        Indices (into ``sequences``) of the kept focus columns.
+        For each column of ``sequences``, its index among the alignment's match columns
+        (a row's upper-case letters and ``-``, insertions removed), not into ``sequences``.
     positions
         Residue number, in the focus sequence's own numbering, of each kept column.
     focus_residues
@@ -269,7 +270,7 @@ def encode(sequences: list[str]) -> np.ndarray:
     Parameters
     ----------
     sequences
-        Upper-case strings over :data:`vae._constants.PROTEIN_ALPHABET`.
+        Upper-case strings over :data:`vae._alphabet.PROTEIN_ALPHABET`.
 
     Returns
     -------
