@@ -9,6 +9,7 @@ import pytest
 import scipy.sparse as sp
 
 from vae.data._backed import BackedCounts, BackedRowSubset
+from vae.data._csr import CSRCounts
 from vae.metrics import evaluation_cells
 from vae.model import CountModel, load_model
 from vae.steps import embed_preprocessed, evaluate_expression, train_model
@@ -60,6 +61,48 @@ def test_backed_view_reads_its_rows_only(counts_file, monkeypatch):
     expected = model.log_evidence(memory[rows], n_samples=3, seed=2)
     np.testing.assert_allclose(evidence, expected[0], rtol=1e-6)
     np.testing.assert_allclose(sampled, expected[1], rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "index",
+    [
+        np.array([2599, 3, 1500, 0, 1024]),  # unsorted, across blocks
+        slice(2590, 10, -7),
+        slice(None, None, 3),
+        np.arange(N_CELLS) % 5 == 1,  # a boolean mask
+        np.array([-1, -2600]),  # negative positions
+    ],
+    ids=["unsorted", "reversed_slice", "step_slice", "mask", "negative"],
+)
+def test_backed_view_rows_are_found_by_obs_name(counts_file, index):
+    memory = ad.read_h5ad(counts_file)
+    backed = ad.read_h5ad(counts_file, backed="r")
+    model = CountModel.from_anndata(memory, batch_key="batch", n_latent=2, n_hidden=8)
+    store = model.tensors(backed[index])["x"]
+    assert isinstance(store, BackedRowSubset)
+    np.testing.assert_array_equal(store.index.numpy(), np.arange(N_CELLS)[index])
+    got, expected = store[slice(None)], CSRCounts.from_scipy(memory[index].X)[slice(None)]
+    np.testing.assert_array_equal(got.library().numpy(), expected.library().numpy())
+
+
+@pytest.mark.filterwarnings("ignore:Observation names are not unique")
+def test_backed_view_with_duplicate_obs_names_is_loaded_instead(tmp_path, caplog):
+    rng = np.random.default_rng(3)
+    counts = rng.poisson(2.0, (40, N_GENES)).astype(np.float32)
+    adata = ad.AnnData(X=sp.csr_matrix(counts))
+    adata.obs_names = [f"c{i % 20}" for i in range(40)]  # every name twice
+    adata.var_names = [f"g{j}" for j in range(N_GENES)]
+    path = tmp_path / "duplicates.h5ad"
+    adata.write_h5ad(path)
+    backed = ad.read_h5ad(path, backed="r")
+    model = CountModel.from_anndata(adata, n_latent=2, n_hidden=8)
+    rows = np.array([25, 3, 30])
+    with caplog.at_level("WARNING", logger="vae.model._count"):
+        store = model.tensors(backed[rows])["x"]
+    assert "obs names do not identify the rows" in caplog.text
+    assert isinstance(store, CSRCounts)
+    np.testing.assert_array_equal(store[slice(None)].library().numpy(), counts[rows].sum(1))
+    np.testing.assert_allclose(model.elbo(backed[rows]), model.elbo(adata[rows]), rtol=1e-6)
 
 
 def _trained_and_embedded(counts_file, folder, **train):

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import anndata as ad
+import h5py
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
@@ -19,20 +21,51 @@ from vae.model._gene_map import GeneMappedCounts
 from vae.model._query_cells import QueryCells
 from vae.module import CountVAE
 
+logger = logging.getLogger(__name__)
 
-def _backed(adata: ad.AnnData) -> BackedCounts | BackedRowSubset:
+
+def _file_rows(view: ad.AnnData, n_rows: int) -> np.ndarray | None:
+    """Row of the file of each observation of a backed view, found by its obs name.
+
+    ``None`` when the names cannot tell: the file's obs names are not unique, or a name of
+    the view is not among them (e.g. names changed in memory after opening).
+    """
+    with h5py.File(view.filename, "r") as handle:
+        obs = handle["obs"]
+        key = obs.attrs.get("_index")  # anndata's on-disk format: the index column's name
+        if key is None or key not in obs:
+            return None
+        names = pd.Index(obs[key].asstr()[:])
+    if len(names) != n_rows or not names.is_unique:
+        return None
+    rows = names.get_indexer(view.obs_names)
+    return None if (rows < 0).any() else rows
+
+
+def _backed(adata: ad.AnnData) -> BackedCounts | BackedRowSubset | CSRCounts:
     """Open the counts in ``X`` of a backed AnnData for block-by-block reading.
 
     A view of one (``adata[rows]``) reads only its rows, in its order, through a small
-    block cache: e.g. the validation cells streamed for the held-out ELBO.
+    block cache: e.g. the validation cells streamed for the held-out ELBO. Its rows are
+    found by obs name (anndata has no public row index of a view); when the file's names
+    do not identify them, the view's rows are loaded into memory instead (same counts).
     """
     if not adata.is_view:
         return BackedCounts(adata.filename)
     counts = BackedCounts(adata.filename, buffer_blocks=1)
     if adata.n_vars != counts.n_cols:
         raise VAEInputError(adata.filename, "a view of backed counts must keep every gene")
-    # anndata keeps a backed view's row index (a slice or an array) in _oidx
-    return BackedRowSubset(counts, np.arange(counts.n_rows)[adata._oidx])
+    rows = _file_rows(adata, counts.n_rows)
+    if rows is None:
+        counts.close()
+        logger.warning(
+            "%s: obs names do not identify the rows of this view (not unique, or changed "
+            "in memory); its %d rows are loaded into memory",
+            adata.filename,
+            adata.n_obs,
+        )
+        return CSRCounts.from_scipy(adata.X)
+    return BackedRowSubset(counts, rows)
 
 
 def resolve_norm(norm: str, *, batch_aware: bool) -> str:
