@@ -182,3 +182,53 @@ def test_batch_codes_reject_unseen_batches(count_model, counts_adata):
     subset = counts_adata[counts_adata.obs["batch"] == "b1"].copy()
     subset.obs["batch"] = subset.obs["batch"].cat.remove_unused_categories()
     assert set(count_model.batch_codes(subset).tolist()) == {1}
+
+
+@pytest.fixture
+def registry(monkeypatch):
+    """The domain registry, restored after the test (subclasses defined here register)."""
+    from vae.model._base import BaseModel
+
+    monkeypatch.setattr(BaseModel, "_registry", dict(BaseModel._registry))
+    return BaseModel._registry
+
+
+def test_a_subclass_does_not_take_over_its_domain(registry, counts_adata, tmp_path):
+    from vae.model._base import BaseModel
+
+    class MyCountModel(CountModel):
+        """A user's subclass: inherits the domain, so it is not registered."""
+
+    assert BaseModel.for_domain("expression") is CountModel
+    assert registry == {"protein": SequenceModel, "expression": CountModel}
+    mine = MyCountModel.from_anndata(counts_adata, batch_key="batch", **TINY_COUNT)
+    mine.save(tmp_path / "model")
+    assert type(load_model(tmp_path / "model")) is CountModel
+
+
+def test_a_second_class_for_a_domain_is_refused(registry):
+    with pytest.raises(TypeError) as err:
+
+        class Hijack(CountModel):
+            domain = "expression"
+
+    message = str(err.value)
+    assert "Hijack sets domain 'expression', which is registered to" in message
+    assert "vae.model._count.CountModel" in message
+    assert "register=False" in message
+    assert "\n" not in message
+    assert registry["expression"] is CountModel
+
+
+def test_register_false_opts_out_and_a_new_domain_registers(registry):
+    from vae.model._base import BaseModel
+
+    class Quiet(CountModel, register=False):
+        domain = "expression"
+
+    assert BaseModel.for_domain("expression") is CountModel
+
+    class Atac(CountModel):
+        domain = "atac"
+
+    assert BaseModel.for_domain("atac") is Atac

@@ -24,11 +24,21 @@ from vae.train._trainer import split_indices
 logger = logging.getLogger(__name__)
 
 
+def _qualname(cls: type) -> str:
+    """``module.QualifiedName`` of a class."""
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
 class BaseModel:
     """A module plus everything needed to reuse it on new data.
 
     Subclasses set :attr:`domain` and :attr:`module_cls` and implement
-    :meth:`tensors` (AnnData -> named tensors for the module).
+    :meth:`tensors` (AnnData -> named tensors for the module). A class that sets
+    :attr:`domain` in its own body becomes that domain's model, the class
+    :func:`load_model` builds for saved models of the domain; each domain has one. A
+    subclass of a domain's model that leaves :attr:`domain` to its parent is not
+    registered (saved models of it load as the parent class); one that sets a taken
+    domain again is refused unless declared with ``register=False``.
 
     Parameters
     ----------
@@ -44,8 +54,33 @@ class BaseModel:
     module_cls: ClassVar[type[BaseModule]]
     _registry: ClassVar[dict[str, type[BaseModel]]] = {}
 
-    def __init_subclass__(cls, **kwargs: Any) -> None:
+    def __init_subclass__(cls, *, register: bool = True, **kwargs: Any) -> None:
+        """Register ``cls`` as its domain's model when it sets ``domain`` itself.
+
+        Parameters
+        ----------
+        register
+            ``False``: never register ``cls``, even if it sets :attr:`domain`.
+        **kwargs
+            Passed on to ``object.__init_subclass__``.
+
+        Raises
+        ------
+        TypeError
+            ``cls`` sets a domain that another class is registered for.
+        """
         super().__init_subclass__(**kwargs)
+        if not register or "domain" not in cls.__dict__:
+            return
+        taken = BaseModel._registry.get(cls.domain)
+        # the same class defined again (its module reloaded) replaces itself
+        if taken is not None and _qualname(taken) != _qualname(cls):
+            raise TypeError(
+                f"{_qualname(cls)} sets domain {cls.domain!r}, which is registered to "
+                f"{_qualname(taken)} (the class load_model builds for saved "
+                f"{cls.domain!r} models); leave domain to the parent class, or declare "
+                f"class {cls.__name__}(..., register=False)"
+            )
         BaseModel._registry[cls.domain] = cls
 
     def __init__(self, module_kwargs: dict, var_names: list[str], info: dict) -> None:
