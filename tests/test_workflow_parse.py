@@ -229,3 +229,71 @@ def test_builtin_source_suffixes_have_one_home() -> None:
         "builtin:pf02826": ".a2m",
         "builtin:pf02826_raw": ".fasta",
     }
+
+
+def _dry_run_resources(output: str) -> dict[str, dict[str, str]]:
+    """``rule -> resources`` of each job a dry run lists (the last job of a rule wins)."""
+    jobs, rule = {}, None
+    for line in output.splitlines():
+        if line.startswith(("rule ", "localrule ")):
+            rule = line.split()[1].rstrip(":")
+        elif rule and line.strip().startswith("resources:"):
+            pairs = line.split(":", 1)[1].split(",")
+            jobs[rule] = dict(p.strip().split("=", 1) for p in pairs if "=" in p)
+    return jobs
+
+
+@pytest.mark.workflow
+def test_rules_sent_to_the_gpu_partition_hold_the_local_gpu(no_vae, tmp_path: Path) -> None:
+    # an ensemble of 2, so that train_member is planned too
+    work = _test_workdir(tmp_path, {"tinyfam": {"train": {"ensemble": 2}}})
+    result = _snakemake(work, no_vae, "-n")
+    assert result.returncode == 0, result.stderr[-3000:]
+    jobs = _dry_run_resources(result.stdout)
+    cluster = yaml.safe_load((REPO / "cluster" / "config.yaml").read_text())
+    gpu_rules = {
+        rule
+        for rule, resources in cluster["set-resources"].items()
+        if resources.get("slurm_partition") == "gpu"
+    }
+    assert gpu_rules <= set(jobs), gpu_rules - set(jobs)
+    # gpu=1 serialises these jobs on one local GPU (profiles/default); nothing else holds it
+    holding = {rule for rule, resources in jobs.items() if resources.get("gpu") == "1"}
+    assert holding == gpu_rules
+
+
+MAP_STEP = textwrap.dedent(
+    """
+
+    def map_query(model_dir, query, output, **kwargs):
+        _record(output, "map_query", [model_dir, query], kwargs)
+        Path(str(output).removesuffix(".h5ad") + ".manifest.json").write_text("{}")
+        Path(str(output).removesuffix(".h5ad") + "_model").mkdir()
+    """
+)
+
+
+@pytest.mark.workflow
+def test_map_min_overlap_defaults_to_embed_min_overlap(tmp_path: Path) -> None:
+    env = _stub(
+        tmp_path / "stub",
+        {"__init__.py": "", "_script.py": RUN_LOGGED, "steps.py": RECORDING_STEPS + MAP_STEP},
+    )
+    work = _test_workdir(tmp_path / "work")
+    config_path = work / "config" / "config.yaml"
+    config = yaml.safe_load(config_path.read_text())
+    assert "min_overlap" not in config["map"]
+    target = "results/map/tinycells/tinycells_newbatch.h5ad"
+
+    def min_overlap(embed: float, mapping: float | None) -> float:
+        config["embed"]["min_overlap"] = embed
+        config["map"] = {k: v for k, v in config["map"].items() if k != "min_overlap"}
+        if mapping is not None:
+            config["map"]["min_overlap"] = mapping
+        config_path.write_text(yaml.safe_dump(config))
+        result = _snakemake(work, env, target)
+        assert result.returncode == 0, result.stderr[-3000:]
+        return json.loads((work / target).read_text())["kwargs"]["min_overlap"]
+
+    assert min_overlap(0.7, None) == 0.7  # unset (null): embed.min_overlap
+    assert min_overlap(0.7, 0.25) == 0.25  # its own key; map_query reruns (params changed)

@@ -12,6 +12,9 @@ rule embed_dataset:
         "../envs/vae.yaml"
     threads: 2
     resources:
+        # the cluster profile sends this rule to the GPU partition; locally gpu=1 serialises
+        # it with the other GPU jobs (training)
+        gpu=1,
         mem_mb=8000,
         runtime=60,
     params:

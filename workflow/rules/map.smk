@@ -23,7 +23,12 @@ rule map_query:
     params:
         device=config["device"],
         seed=config["seed"],
-        min_overlap=config["embed"]["min_overlap"],
+        # map.min_overlap; null (the default): embed.min_overlap, as batch embedding
+        min_overlap=(
+            config["embed"]["min_overlap"]
+            if MAP.get("min_overlap") is None
+            else MAP["min_overlap"]
+        ),
         epochs=map_epochs,
         label_key=map_label_key,
         batch_key=lambda wc: map_row(wc).get("batch_key", "") or None,

@@ -11,6 +11,9 @@ rule score_variants:
         "../envs/vae.yaml"
     threads: 2
     resources:
+        # the cluster profile sends this rule to the GPU partition; locally gpu=1 serialises
+        # it with the other GPU jobs (training)
+        gpu=1,
         mem_mb=4000,
         runtime=60,
     params:
@@ -61,6 +64,9 @@ rule score_variant_list:
         "../envs/vae.yaml"
     threads: 2
     resources:
+        # the cluster profile sends this rule to the GPU partition; locally gpu=1 serialises
+        # it with the other GPU jobs (training)
+        gpu=1,
         # memory is bounded by score.chunk_size variants, not by the list
         mem_mb=4000,
         runtime=60,
