@@ -108,6 +108,27 @@ def test_protein_artifacts(workdir: Path) -> None:
     assert (out / "figures" / "dms_scatter.png").stat().st_size > 0
 
 
+def test_protein_scoreboard(workdir: Path) -> None:
+    summary = workdir / "results" / "summary"
+    table = pd.read_csv(summary / "protein.tsv", sep="\t")
+    # tinyfam has a scan and labels, tinysearch a scan: one row per dataset and target
+    assert sorted(zip(table["dataset"], table["target"], strict=True)) == [
+        ("tinyfam", "dms"),
+        ("tinyfam", "labels"),
+        ("tinysearch", "dms"),
+    ]
+    metrics = json.loads((workdir / "results/protein/tinyfam/metrics.json").read_text())
+    row = table.set_index(["dataset", "target"]).loc[("tinyfam", "dms")]
+    assert row["vae"] == pytest.approx(metrics["dms_spearman"], abs=1e-4)
+    assert row["gain"] == pytest.approx(
+        metrics["dms_spearman"] - metrics["site_independent_dms_spearman"], abs=1e-4
+    )
+    assert row["n_columns"] == metrics["n_columns"]
+    assert row["steps"] == 40
+    assert row["train_seconds"] > 0
+    assert (summary / "figures" / "protein_gain.png").read_bytes()[:4] == b"\x89PNG"
+
+
 def _fasta_ids(path: Path) -> list[str]:
     return [record.id for record in SeqIO.parse(path, "fasta")]
 

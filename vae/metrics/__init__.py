@@ -12,8 +12,10 @@ from vae.metrics._expression import (
 from vae.metrics._mapping import UNKNOWN, knn_label_transfer, mapping_metrics, query_mixing
 from vae.metrics._protein import scan_spearman, variant_auc
 from vae.metrics._scan import SCAN_SCORE_COLUMNS, evaluate_scan, learning_curve_monitor
+from vae.metrics._summary import PROTEIN_SUMMARY_COLUMNS, protein_summary, protein_summary_rows
 
 __all__ = [
+    "PROTEIN_SUMMARY_COLUMNS",
     "SCAN_SCORE_COLUMNS",
     "UNKNOWN",
     "embedding_metrics",
@@ -27,6 +29,8 @@ __all__ = [
     "mapping_metrics",
     "neighbor_graph",
     "pca_baseline",
+    "protein_summary",
+    "protein_summary_rows",
     "query_mixing",
     "scan_spearman",
     "variant_auc",

@@ -18,6 +18,7 @@ from vae.plotting._protein import (
     plot_variant_roc,
 )
 from vae.plotting._scan import plot_scan
+from vae.plotting._summary import plot_protein_gain
 
 __all__ = [
     "column_frequencies",
@@ -30,6 +31,7 @@ __all__ = [
     "plot_latent",
     "plot_metrics_table",
     "plot_mutation_heatmap",
+    "plot_protein_gain",
     "plot_sample_frequencies",
     "plot_scan",
     "plot_training_curves",

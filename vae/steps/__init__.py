@@ -29,6 +29,7 @@ _WHERE = {
     "score_eve_global": "score",
     "score_variant_table": "score",
     "score_variants": "score",
+    "summarise_protein": "summary",
     "BUILTIN_SOURCES": "sources",
     "fetch_source": "sources",
     "train_model": "train",
@@ -50,6 +51,7 @@ __all__ = [
     "score_eve_global",
     "score_variant_table",
     "score_variants",
+    "summarise_protein",
     "train_model",
 ]
 
@@ -62,6 +64,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from vae.steps.sample import sample_expression, sample_protein
     from vae.steps.score import score_eve_global, score_variant_table, score_variants
     from vae.steps.sources import BUILTIN_SOURCES, fetch_source
+    from vae.steps.summary import summarise_protein
     from vae.steps.train import train_model
 
 

@@ -159,8 +159,12 @@ def ensemble_seeds(name):
 
 
 def member_models(wildcards):
+    """Input function: the model folders of the protein dataset of the wildcards."""
+    return dataset_models(wildcards.dataset)
+
+
+def dataset_models(name):
     """Model folders of a protein dataset: the main model, then further ensemble members."""
-    name = wildcards.dataset
     return [f"results/protein/{name}/model"] + [
         f"results/protein/{name}/ensemble/seed{seed}/model"
         for seed in ensemble_seeds(name)[1:]
@@ -476,3 +480,18 @@ if EVE_GLOBAL and len(PROTEINS) < 2:
 def eve_global_input(wildcards):
     """The dataset's table of the global + per-protein mixture, when configured."""
     return f"results/protein/{wildcards.dataset}/eve_global.csv" if EVE_GLOBAL else []
+
+
+# The protein scoreboard (rules/summary.smk): protein datasets with a scan or labels.
+SCORED_PROTEINS = [
+    name
+    for name in PROTEINS
+    if DATASETS.loc[name].get("dms", "") or DATASETS.loc[name].get("labels", "")
+]
+
+
+def summary_outputs():
+    """The scoreboard and its figure, when the sheet has a scored protein dataset."""
+    if not SCORED_PROTEINS:
+        return []
+    return ["results/summary/protein.tsv", "results/summary/figures/protein_gain.png"]
