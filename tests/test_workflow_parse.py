@@ -297,3 +297,25 @@ def test_map_min_overlap_defaults_to_embed_min_overlap(tmp_path: Path) -> None:
 
     assert min_overlap(0.7, None) == 0.7  # unset (null): embed.min_overlap
     assert min_overlap(0.7, 0.25) == 0.25  # its own key; map_query reruns (params changed)
+
+
+@pytest.mark.workflow
+def test_optional_sheet_columns_may_be_left_out(no_vae, tmp_path: Path) -> None:
+    work = _test_workdir(tmp_path / "work")
+    sheet = work / "config" / "datasets.tsv"
+    table = pd.read_csv(sheet, sep="\t", dtype=str).fillna("")
+    # only the required columns and a scan: no labels, focus_id, label_key, batch_key, ...
+    table[table["dataset"] == "tinyfam"][["dataset", "domain", "source", "dms"]].to_csv(
+        sheet, sep="\t", index=False
+    )
+    config = work / "config" / "config.yaml"
+    text = config.read_text()
+    for sheet_key in ("embed", "map"):
+        text = text.replace(
+            f"{sheet_key}: {{sheet: config/{sheet_key}.tsv", f"{sheet_key}: {{sheet: ''"
+        )
+    config.write_text(text.replace("variant_lists: config/variant_lists.tsv", "variant_lists: ''"))
+    result = _snakemake(work, no_vae, "-n")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "results/summary/protein.tsv" in result.stdout
+    assert "results/protein/tinyfam/dms_scores.csv" in result.stdout

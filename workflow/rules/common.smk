@@ -37,6 +37,12 @@ for _, row in DATASETS.iterrows():
     )
 if DATASETS.index.duplicated().any():
     sys.exit(f"error: {config['datasets']}: duplicate dataset names")
+# optional columns the sheet leaves out are empty, as the schema describes them
+for column in yaml.safe_load((SCHEMAS / "datasets.schema.yaml").read_text())[
+    "properties"
+]:
+    if column not in DATASETS:
+        DATASETS[column] = ""
 DOMAINS = ["protein", "expression"]
 
 
