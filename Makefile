@@ -42,8 +42,8 @@ test-workflow: $(STAMP)
 	$(BIN)/python -m pytest -m "workflow and not slurm and not gpu"
 
 lint: $(STAMP)
-	$(BIN)/ruff check vae tests workflow/scripts
-	$(BIN)/ruff format --check vae tests workflow/scripts
+	$(BIN)/ruff check vae tests workflow/scripts workflow/lib
+	$(BIN)/ruff format --check vae tests workflow/scripts workflow/lib
 	$(BIN)/snakefmt --check workflow
 	$(BIN)/snakemake --lint --cores 1
 

@@ -8,6 +8,7 @@ from snakemake.utils import validate
 
 sys.path.insert(0, str(Path(workflow.basedir) / "lib"))
 from schema_check import schema_problem
+from sheets import SheetError, read_sheet
 
 SCHEMAS = Path(workflow.basedir) / "schemas"
 # one home for the suffix of each built-in source: a table inside the vae package
@@ -23,26 +24,34 @@ def check(instance, schema, where):
 
 
 check(config, "config.schema.yaml", "config")
-if not Path(config["datasets"]).is_file():
-    sys.exit(f"error: {config['datasets']}: dataset sheet does not exist")
+
+
+def read_checked_sheet(path, schema, what, path_columns=()):
+    """A sheet read and checked by ``lib/sheets.py``; one ``error:`` line if it is unusable."""
+    try:
+        return read_sheet(
+            path,
+            SCHEMAS / schema,
+            what=what,
+            data_dir=config["data_dir"],
+            path_columns=path_columns,
+        )
+    except SheetError as err:
+        sys.exit(f"error: {err}")
+
+
 DATASETS = (
-    pd.read_csv(config["datasets"], sep="\t", dtype=str, comment="#")
-    .fillna("")
+    read_checked_sheet(
+        config["datasets"],
+        "datasets.schema.yaml",
+        "dataset sheet",
+        path_columns=("source", "labels", "dms", "database"),
+    )
     .set_index("dataset", drop=False)
     .sort_index()
 )
-for _, row in DATASETS.iterrows():
-    check(
-        row.to_dict(), "datasets.schema.yaml", f"{config['datasets']} row {row.name!r}"
-    )
 if DATASETS.index.duplicated().any():
     sys.exit(f"error: {config['datasets']}: duplicate dataset names")
-# optional columns the sheet leaves out are empty, as the schema describes them
-for column in yaml.safe_load((SCHEMAS / "datasets.schema.yaml").read_text())[
-    "properties"
-]:
-    if column not in DATASETS:
-        DATASETS[column] = ""
 DOMAINS = ["protein", "expression"]
 
 
@@ -51,12 +60,11 @@ def read_embed_sheet(path):
     columns = ["dataset", "model", "source", "layer", "var_key"]
     if not path:
         return pd.DataFrame(columns=columns).set_index("dataset", drop=False)
-    if not Path(path).is_file():
-        sys.exit(f"error: {path}: embedding sheet does not exist")
-    sheet = pd.read_csv(path, sep="\t", dtype=str, comment="#").fillna("")
+    sheet = read_checked_sheet(
+        path, "embed.schema.yaml", "embedding sheet", ("source",)
+    )
     sheet = sheet.set_index("dataset", drop=False).sort_index()
     for _, row in sheet.iterrows():
-        check(row.to_dict(), "embed.schema.yaml", f"{path} row {row.name!r}")
         if row["model"] not in DATASETS.index:
             sys.exit(
                 f"error: {path}: model {row['model']!r} is not a dataset of the main sheet"
@@ -377,12 +385,9 @@ def read_map_sheet(path):
     columns = ["dataset", "model", "source", "batch_key", "label_key", "epochs"]
     if not path:
         return pd.DataFrame(columns=columns).set_index("dataset", drop=False)
-    if not Path(path).is_file():
-        sys.exit(f"error: {path}: mapping sheet does not exist")
-    sheet = pd.read_csv(path, sep="\t", dtype=str, comment="#").fillna("")
+    sheet = read_checked_sheet(path, "map.schema.yaml", "mapping sheet", ("source",))
     sheet = sheet.set_index("dataset", drop=False).sort_index()
     for _, row in sheet.iterrows():
-        check(row.to_dict(), "map.schema.yaml", f"{path} row {row.name!r}")
         if row["model"] not in DATASETS.index:
             sys.exit(
                 f"error: {path}: model {row['model']!r} is not a dataset of the main sheet"
@@ -440,11 +445,10 @@ def read_variant_lists(path):
     columns = ["name", "dataset", "variants"]
     if not path:
         return pd.DataFrame(columns=columns)
-    if not Path(path).is_file():
-        sys.exit(f"error: {path}: variant-list sheet does not exist")
-    sheet = pd.read_csv(path, sep="\t", dtype=str, comment="#").fillna("")
+    sheet = read_checked_sheet(
+        path, "variant_lists.schema.yaml", "variant-list sheet", ("variants",)
+    )
     for index, row in sheet.iterrows():
-        check(row.to_dict(), "variant_lists.schema.yaml", f"{path} row {index + 1}")
         if row["dataset"] not in DATASETS.index:
             sys.exit(
                 f"error: {path}: dataset {row['dataset']!r} is not a dataset of the main sheet"
