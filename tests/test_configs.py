@@ -42,3 +42,15 @@ def test_eve_preset_sets_eves_architecture() -> None:
     assert protein["decoder_hidden"] == [300, 1000, 2000]
     assert protein["n_latent"] == 50
     assert protein["site_offset"] is False
+
+
+def test_default_protein_preset_is_what_the_real_data_config_uses() -> None:
+    preset = _layered("config/presets/protein-default.yaml")
+    real = _layered("config/real-data.yaml")
+    assert preset["model"]["protein"] == real["model"]["protein"]
+    assert preset["train"]["protein"] == real["train"]["protein"]
+    assert schema_problem(preset, SCHEMA) is None
+    # the preset holds protein settings only: nothing that points at the developers' data
+    text = (REPO / "config/presets/protein-default.yaml").read_text()
+    assert "../shared" not in text
+    assert set(yaml.safe_load(text)) == {"model", "train"}
