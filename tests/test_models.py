@@ -132,6 +132,45 @@ def test_score_single_mutants(sequence_model, msa_adata):
     assert torch.equal(state, torch.get_rng_state())
 
 
+def test_profile_scores_read_the_decoder_at_the_shrunken_wild_type_latent(sequence_model):
+    from vae.data._mutants import focus_codes
+
+    model = sequence_model
+    wild_type = focus_codes(model.info["focus_residues"])
+    module = model.module.eval()
+    with torch.no_grad():
+        loc = module.inference(torch.as_tensor(wild_type[None])).loc
+        by_hand = module.generative(0.25 * loc, sample=False)["log_probs"][0].double().numpy()
+    profile = model.wild_type_profile(0.25)
+    np.testing.assert_allclose(profile, by_hand)
+    np.testing.assert_allclose(np.exp(profile).sum(1), 1.0, rtol=1e-6)
+    table = model.score_single_mutants(estimator="profile", latent_shrink=0.25)
+    row = table.iloc[5]
+    column = model.info["positions"].index(row["position"])
+    expected = (
+        profile[column, PROTEIN_ALPHABET.index(row["wt"])]
+        - profile[column, PROTEIN_ALPHABET.index(row["mt"])]
+    )
+    assert row["evol_index"] == pytest.approx(expected)
+    # a double mutant scores the sum of its singles: one profile for every variant
+    double = wild_type.copy()
+    double[[0, 1]] = PROTEIN_ALPHABET.index("W"), PROTEIN_ALPHABET.index("P")
+    singles = np.stack([wild_type, wild_type])
+    singles[0, 0], singles[1, 1] = double[0], double[1]
+    scores = model.score_variants(np.stack([double, *singles]), estimator="profile")
+    assert scores[0] == pytest.approx(scores[1] + scores[2])
+    # no draws: the same whatever the seed or the number of draws
+    again = model.score_single_mutants(estimator="profile", latent_shrink=0.25, seed=5)
+    np.testing.assert_array_equal(again["evol_index"], table["evol_index"])
+    # the shrinkage matters: 0 is the family-average decoder, not the wild type's
+    other = model.score_single_mutants(estimator="profile", latent_shrink=0.0)
+    assert not np.allclose(other["evol_index"], table["evol_index"])
+    with pytest.raises(ValueError, match="latent_shrink must be in"):
+        model.wild_type_profile(1.5)
+    with pytest.raises(ValueError, match="estimator must be one of"):
+        model.score_variants(singles, estimator="profiles")
+
+
 def test_sequence_sample(sequence_model, msa_adata):
     samples = sequence_model.sample(12, seed=0)
     assert len(samples) == 12

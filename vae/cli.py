@@ -208,10 +208,18 @@ def sample(model_dir: Path, output: Path, n: int, seed: int) -> None:
 @click.option("--seed", default=0, show_default=True)
 @click.option(
     "--estimator",
-    type=click.Choice(["elbo", "evidence"]),
+    type=click.Choice(["elbo", "evidence", "profile"]),
     default="elbo",
     show_default=True,
-    help="ELBO difference (EVE) or importance-weighted log-evidence difference.",
+    help="ELBO difference (EVE), importance-weighted log-evidence difference, or the "
+    "decoder's profile at the wild type's shrunken latent (the protein preset's).",
+)
+@click.option(
+    "--latent-shrink",
+    type=click.FloatRange(0.0, 1.0),
+    default=0.25,
+    show_default=True,
+    help="profile: the fraction of the wild type's latent mean the decoder is read at.",
 )
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
 @click.option("--chunk-size", default=10_000, show_default=True, help="Variants per chunk.")
@@ -220,6 +228,7 @@ def score(
     n_samples: int,
     seed: int,
     estimator: str,
+    latent_shrink: float,
     device: str,
     chunk_size: int,
 ) -> None:
@@ -241,6 +250,7 @@ def score(
         seed=seed,
         device=device,
         estimator=estimator,
+        latent_shrink=latent_shrink,
         chunk_size=chunk_size,
     )
     click.echo(json.dumps(counts))

@@ -136,8 +136,13 @@ def learning_curve_monitor(
     labels: pd.DataFrame | None = None,
     n_samples: int = 4,
     seed: int = 0,
+    score_settings: dict[str, Any] | None = None,
 ) -> Callable[[], dict[str, float]]:
     """Build a training monitor: ρ on the scan and ROC AUC on the labels, few draws.
+
+    ``score_settings``: further keywords of
+    :meth:`~vae.model.SequenceModel.log_likelihood` (the scoring step's ``estimator`` and
+    ``latent_shrink``).
 
     The variants are read and encoded once; each call scores only them (not every
     single mutant), so a history row costs a few forward passes over the labelled set.
@@ -156,7 +161,7 @@ def learning_curve_monitor(
 
     def monitor() -> dict[str, float]:
         row = {}
-        settings = {"n_samples": n_samples, "seed": seed}
+        settings = {"n_samples": n_samples, "seed": seed} | (score_settings or {})
         if scan_variants is not None:
             index = model.score_variants(scan_variants.codes, **settings)
             row["monitor_dms_spearman"] = scan_spearman(index, fitness)

@@ -25,6 +25,7 @@ PROTEIN_SUMMARY_COLUMNS = (
     "n_seeds",
     "seed_sd",
     "member_gain_min",
+    "scoring",
     "neff",
     "neff_per_column",
     "n_columns",
@@ -48,6 +49,14 @@ def _member_values(metrics: dict[str, Any], target: str) -> list[float]:
         members = metrics.get("members") or [{"roc_auc": metrics.get("roc_auc")}]
         values = [m.get("roc_auc") for m in members]
     return [float(v) for v in values if v is not None]
+
+
+def _scoring(settings: dict[str, Any]) -> str:
+    """How the variants were scored: ``elbo``, ``evidence`` or ``profile@<shrink>``."""
+    estimator = settings.get("estimator", "elbo")
+    if estimator == "profile":
+        return f"profile@{settings.get('latent_shrink')}"
+    return estimator
 
 
 def _mean_seconds(manifests: list[dict[str, Any]]) -> float:
@@ -97,6 +106,7 @@ def protein_summary_rows(
                 "n_seeds": len(manifests),
                 "seed_sd": float(np.std(members, ddof=1)) if len(members) > 1 else np.nan,
                 "member_gain_min": min(members) - site if members else np.nan,
+                "scoring": _scoring(metrics.get("score_settings", {})),
                 "neff": float(metrics["neff"]),
                 "neff_per_column": float(metrics["neff"]) / columns,
                 "n_columns": columns,

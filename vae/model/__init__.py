@@ -4,10 +4,12 @@ from vae.model._base import BaseModel, load_model
 from vae.model._count import CountModel
 from vae.model._eve_mixture import EveMixture, eve_classes, eve_scores, fit_eve_mixture
 from vae.model._mapping import QueryTraining, default_query_epochs, map_query_model
-from vae.model._sequence import SequenceModel
+from vae.model._sequence import DEFAULT_LATENT_SHRINK, ESTIMATORS, SequenceModel
 from vae.model._site_independent import SiteIndependentModel
 
 __all__ = [
+    "DEFAULT_LATENT_SHRINK",
+    "ESTIMATORS",
     "BaseModel",
     "CountModel",
     "EveMixture",

@@ -25,6 +25,12 @@ from vae.model._site_independent import SiteIndependentModel
 from vae.module import SequenceVAE
 from vae.train import TrainConfig
 
+#: Ways to turn a model into a sequence's log-likelihood (``log_likelihood(estimator=)``).
+ESTIMATORS = ("elbo", "evidence", "profile")
+#: ``profile``'s fraction of the wild type's latent: chosen by leave-one-family-out over the
+#: 14-family development panel (BENCHMARKS.md, "Protein development panel").
+DEFAULT_LATENT_SHRINK = 0.25
+
 
 class SequenceModel(BaseModel):
     """DeepSequence/EVE-style model of a protein family alignment.
@@ -141,6 +147,22 @@ class SequenceModel(BaseModel):
         )
 
     @torch.no_grad()
+    def wild_type_profile(self, latent_shrink: float = DEFAULT_LATENT_SHRINK) -> np.ndarray:
+        """Return the decoder's log-probabilities ``(L, A)`` at the wild type's shrunken latent.
+
+        The decoder is read at ``z = latent_shrink * E[z | wild type]`` with its weights'
+        posterior means: ``latent_shrink = 0`` is the family-average decoder (a
+        site-independent profile learned by the VAE), ``1`` the wild type's own latent.
+        """
+        if not 0.0 <= latent_shrink <= 1.0:
+            raise ValueError(f"latent_shrink must be in [0, 1], not {latent_shrink}")
+        module = self.module.eval()
+        wild_type = torch.as_tensor(focus_codes(self.info["focus_residues"])[None])
+        loc = module.inference(wild_type.to(self.device)).loc
+        log_probs = module.generative(latent_shrink * loc, sample=False)["log_probs"][0]
+        return log_probs.double().cpu().numpy()
+
+    @torch.no_grad()
     def log_likelihood(
         self,
         codes: np.ndarray | torch.Tensor,
@@ -150,8 +172,9 @@ class SequenceModel(BaseModel):
         seed: int = 0,
         common_draws: bool = True,
         estimator: str = "elbo",
+        latent_shrink: float = DEFAULT_LATENT_SHRINK,
     ) -> np.ndarray:
-        """Per-sequence ELBO or importance-weighted log-evidence over ``n_samples`` draws.
+        """Per-sequence ELBO, importance-weighted log-evidence, or wild-type profile likelihood.
 
         Parameters
         ----------
@@ -170,10 +193,19 @@ class SequenceModel(BaseModel):
         estimator
             ``elbo``: the mean ELBO of the draws; ``evidence``: ``log mean_k w_k`` with
             importance weights ``w_k = p(x, z_k) / q(z_k | x)``, the ``n_samples``-sample
-            bound on ``log p(x)`` that tightens as ``n_samples`` grows.
+            bound on ``log p(x)`` that tightens as ``n_samples`` grows; ``profile``: the
+            log-likelihood under :meth:`wild_type_profile` (no draws: ``n_samples``,
+            ``seed`` and ``common_draws`` do not apply).
+        latent_shrink
+            ``profile`` only: where the decoder is read, as a fraction of the wild type's
+            latent mean.
         """
-        if estimator not in ("elbo", "evidence"):
-            raise ValueError(f"estimator must be 'elbo' or 'evidence', not {estimator!r}")
+        if estimator not in ESTIMATORS:
+            raise ValueError(f"estimator must be one of {ESTIMATORS}, not {estimator!r}")
+        if estimator == "profile":
+            profile = self.wild_type_profile(latent_shrink)
+            codes = np.asarray(codes).astype(np.int64)
+            return profile[np.arange(codes.shape[1]), codes].sum(1)
         if n_samples < 1:
             raise ValueError("n_samples must be at least 1")
         self.module.eval()

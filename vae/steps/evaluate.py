@@ -79,6 +79,8 @@ def evaluate_protein(
         "n_columns": int(adata.n_vars),
         "neff": float(weights.sum()),
         "n_heldout": int(val.size),
+        # how variants were scored: the estimator, and profile's latent shrinkage
+        "score_settings": dict(score_settings or {}),
     }
     if val.size:
         metrics |= _heldout_likelihoods(

@@ -12,7 +12,7 @@ from vae._io import atomic_path
 from vae.data import encode_variants
 from vae.data._scan import read_variant_names
 from vae.errors import VAEInputError
-from vae.model import SequenceModel, eve_scores, load_model
+from vae.model import DEFAULT_LATENT_SHRINK, SequenceModel, eve_scores, load_model
 
 
 def load_protein_model(model_dir: str | Path, device: str = "cpu") -> SequenceModel:
@@ -68,14 +68,17 @@ def score_variants(
     device: str = "auto",
     common_draws: bool = True,
     estimator: str = "elbo",
+    latent_shrink: float = DEFAULT_LATENT_SHRINK,
     eve_percentiles: tuple[float, ...] = (75, 100),
 ) -> None:
     """Write the evolutionary index of every single substitution, with EVE's scores and classes.
 
     Several model folders (a seed ensemble) give the members' mean ``evol_index``, its SD
     and one ``evol_index_seed<S>`` column per member. ``estimator``: ``elbo``
-    (difference of ELBOs, DeepSequence/EVE) or ``evidence`` (difference of
-    importance-weighted log-evidence estimates over the same draws).
+    (difference of ELBOs, DeepSequence/EVE), ``evidence`` (difference of
+    importance-weighted log-evidence estimates over the same draws) or ``profile``
+    (difference of log-likelihoods under the decoder at ``latent_shrink`` times the wild
+    type's latent mean, :meth:`~vae.model.SequenceModel.wild_type_profile`).
     EVE's two-component mixture on the evol indices adds ``eve_score``, ``uncertainty`` and
     one ``eve_class_<P>pct`` column per percentage in ``eve_percentiles``
     (:func:`~vae.model.eve_scores`).
@@ -83,7 +86,8 @@ def score_variants(
     dirs = [model_dirs] if isinstance(model_dirs, (str, Path)) else list(model_dirs)
     models = load_members(dirs, resolve_device(device))
     settings = {"n_samples": n_samples, "seed": seed, "common_draws": common_draws}
-    tables = [m.score_single_mutants(estimator=estimator, **settings) for m in models]
+    settings |= {"estimator": estimator, "latent_shrink": latent_shrink}
+    tables = [m.score_single_mutants(**settings) for m in models]
     table = tables[0].drop(columns="evol_index")
     scores = np.stack([t["evol_index"].to_numpy() for t in tables])
     seeds = [member_seed(m, i) for i, m in enumerate(models)]
@@ -104,6 +108,7 @@ def score_variant_table(
     device: str = "auto",
     common_draws: bool = True,
     estimator: str = "elbo",
+    latent_shrink: float = DEFAULT_LATENT_SHRINK,
     chunk_size: int = 10_000,
 ) -> dict[str, int]:
     """Score the variants of a table (single or multiple mutants) with one model or several.
@@ -128,6 +133,7 @@ def score_variant_table(
     names = read_variant_names(variants)
     info = models[0].info
     settings = {"n_samples": n_samples, "seed": seed, "common_draws": common_draws}
+    settings |= {"estimator": estimator, "latent_shrink": latent_shrink}
     parts = []
     for start in range(0, len(names), chunk_size):
         chunk = names[start : start + chunk_size]
@@ -136,9 +142,7 @@ def score_variant_table(
         )
         status = {name: reason for reason, skipped in encoded.skipped.items() for name in skipped}
         part = pd.DataFrame({"mutant": chunk, "status": [status.get(n, "scored") for n in chunk]})
-        scores = np.stack(
-            [m.score_variants(encoded.codes, estimator=estimator, **settings) for m in models]
-        )
+        scores = np.stack([m.score_variants(encoded.codes, **settings) for m in models])
         seeds = [member_seed(m, i) for i, m in enumerate(models)]
         columns = {"n_mutations": encoded.n_mutations} | ensemble_columns(scores, seeds)
         for column, values in columns.items():

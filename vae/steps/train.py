@@ -41,6 +41,7 @@ def train_model(
     scan_higher_is_fitter: bool = True,
     labels: str | Path | None = None,
     protein: str | None = None,
+    score_settings: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Train a model on a preprocessed ``.h5ad``; write the model folder and history.
 
@@ -71,6 +72,9 @@ def train_model(
         every history row gains ``monitor_dms_spearman`` / ``monitor_roc_auc`` from that
         many draws: the learning curve of what users need, next to the ELBO. Model
         selection never uses them.
+    score_settings
+        Protein: how the monitored variants are scored (``estimator``,
+        ``latent_shrink``: the scoring step's, so the curve follows the scores users get).
     """
     started = time.perf_counter()
     train_kwargs = dict(train_kwargs)
@@ -106,6 +110,7 @@ def train_model(
             labels=None if labels is None else read_variant_labels(labels, protein),
             n_samples=monitor_draws,
             seed=config.seed,
+            score_settings=score_settings,
         )
     key = _fingerprint(file_sha256(data), domain, model_kwargs)
     try:

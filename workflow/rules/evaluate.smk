@@ -25,6 +25,7 @@ rule evaluate_protein:
             "n_samples": config["score"]["n_samples"],
             "common_draws": config["score"]["common_draws"],
             "estimator": config["score"]["estimator"],
+            "latent_shrink": config["score"]["latent_shrink"],
             "seed": config["seed"],
         },
         evidence_samples=config["evaluate"]["evidence_samples"],

@@ -29,6 +29,11 @@ rule train_model:
         scan=lambda wc: optional_path(dataset(wc).get("dms", "")),
         labels=lambda wc: optional_path(dataset(wc).get("labels", "")),
         scan_settings=scan_settings,
+        # the monitored variants are scored as the scoring step scores them
+        score_settings={
+            "estimator": config["score"]["estimator"],
+            "latent_shrink": config["score"]["latent_shrink"],
+        },
     script:
         "../scripts/train_model.py"
 
@@ -64,5 +69,10 @@ rule train_member:
         scan=lambda wc: optional_path(dataset(wc).get("dms", "")),
         labels=lambda wc: optional_path(dataset(wc).get("labels", "")),
         scan_settings=scan_settings,
+        # the monitored variants are scored as the scoring step scores them
+        score_settings={
+            "estimator": config["score"]["estimator"],
+            "latent_shrink": config["score"]["latent_shrink"],
+        },
     script:
         "../scripts/train_model.py"

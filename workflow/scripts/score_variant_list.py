@@ -12,6 +12,7 @@ run_logged(
     n_samples=snakemake.params.n_samples,
     common_draws=snakemake.params.common_draws,
     estimator=snakemake.params.estimator,
+    latent_shrink=snakemake.params.latent_shrink,
     chunk_size=snakemake.params.chunk_size,
     seed=snakemake.params.seed,
     device=snakemake.params.device,

@@ -11,6 +11,7 @@ run_logged(
     n_samples=snakemake.params.n_samples,
     common_draws=snakemake.params.common_draws,
     estimator=snakemake.params.estimator,
+    latent_shrink=snakemake.params.latent_shrink,
     eve_percentiles=tuple(snakemake.params.eve_percentiles),
     seed=snakemake.params.seed,
     device=snakemake.params.device,

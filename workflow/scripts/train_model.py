@@ -17,6 +17,7 @@ run_logged(
     scan=snakemake.params.scan,
     labels=snakemake.params.labels,
     protein=snakemake.wildcards.dataset,
+    score_settings=dict(snakemake.params.score_settings),
     **snakemake.params.scan_settings,
     threads=snakemake.threads,
 )
