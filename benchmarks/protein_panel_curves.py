@@ -30,6 +30,7 @@ import pandas as pd
 import torch
 import yaml
 from _variant_targets import VariantTargets
+from protein_dms import subsample_alignment
 
 from vae._io import read_h5ad
 from vae.data._mutants import focus_codes
@@ -100,10 +101,16 @@ def run_one(row: dict, seed: int, args: argparse.Namespace, out: Path) -> None:
     if target.exists():
         logging.info("%s exists, skipped", target)
         return
-    cache = Path(args.cache) / f"{row['name']}.h5ad"
+    tag = "" if args.subsample is None else f"_sub{args.subsample}"
+    cache = Path(args.cache) / f"{row['name']}{tag}.h5ad"
     if not cache.exists():
         cache.parent.mkdir(parents=True, exist_ok=True)
-        preprocess_protein(row["alignment"], cache, theta=0.2, device="cpu")
+        alignment = Path(row["alignment"])
+        if args.subsample is not None:  # a shallower alignment of the same family
+            alignment = subsample_alignment(
+                alignment, args.subsample, 0, cache.with_name(f"{row['name']}{tag}")
+            )
+        preprocess_protein(alignment, cache, theta=0.2, device="cpu")
     adata = read_h5ad(cache)
     preset = yaml.safe_load(Path(args.preset).read_text())
     model_kwargs = preset["model"]["protein"] | json.loads(args.model)
@@ -147,6 +154,7 @@ def run_one(row: dict, seed: int, args: argparse.Namespace, out: Path) -> None:
     meta = {
         "name": row["name"],
         "seed": seed,
+        "subsample": args.subsample,
         "n_sequences": int(adata.n_obs),
         "neff": float(adata.obs["weight"].sum()),
         "length": int(adata.n_vars),
@@ -191,6 +199,13 @@ def main() -> None:
     parser.add_argument("--out", default="benchmarks/out/protein_panel/default")
     parser.add_argument("--cache", default="benchmarks/out/protein_panel/preprocessed")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--subsample",
+        type=float,
+        default=None,
+        metavar="FRACTION",
+        help="keep the focus and this seeded fraction of each alignment's other records",
+    )
     parser.add_argument(
         "--probe",
         type=float,

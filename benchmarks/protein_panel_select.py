@@ -155,6 +155,22 @@ def grid(runs: dict[str, list[dict]], rules: list[tuple], scorer: str = "vae") -
     return pd.DataFrame(rows)
 
 
+def add_robust_gain(table: pd.DataFrame, factor: int = 4) -> pd.DataFrame:
+    """Add ``robust_gain``: the lower of a rule's gain at its budget and at ``factor`` times it.
+
+    A rule chosen on it gains at its budget *and* is not hurt by training longer; rules
+    whose longer budget was not run get NaN.
+    """
+    keys = ["scorer", "window", "shrink", "family"]
+    numeric = table[table["steps"].map(lambda v: isinstance(v, int | np.integer))]
+    longer = numeric.assign(steps=numeric["steps"] // factor)[keys + ["steps", "gain"]]
+    merged = table.merge(
+        longer.rename(columns={"gain": f"gain_{factor}x"}), on=keys + ["steps"], how="left"
+    )
+    merged["robust_gain"] = np.minimum(merged["gain"], merged[f"gain_{factor}x"])
+    return merged
+
+
 def leave_one_out(table: pd.DataFrame, column: str = "gain") -> pd.DataFrame:
     """For each family: the rule best on the others (mean ``column``), judged on that family."""
     keys = ["scorer", "steps", "window", "shrink"]
@@ -171,6 +187,8 @@ def leave_one_out(table: pd.DataFrame, column: str = "gain") -> pd.DataFrame:
                 "train_mean_gain": float(others.max()),
                 "heldout_gain": float(held[column]),
                 "heldout_sd": float(held["sd"]) if column == "gain" else np.nan,
+                "heldout_gain_at_budget": float(held["gain"]),
+                "heldout_gain_4x": float(held.get("gain_4x", np.nan)),
             }
         )
     return pd.DataFrame(rows)
@@ -221,6 +239,24 @@ def flatness_table(table: pd.DataFrame, rule: tuple, factor: int = 4) -> pd.Data
     return out.sort_values("change")
 
 
+def _md(frame: pd.DataFrame) -> str:
+    """A frame as a Markdown table (numbers to three decimals)."""
+    header = "| " + " | ".join(map(str, frame.columns)) + " |"
+    lines = [header, "|" + " --- |" * len(frame.columns)]
+    plain = {"window", "neff", "length", "value", "value_4x"}
+    for row in frame.itertuples(index=False):
+        cells = [
+            f"{v:.3f}"
+            if name in plain and isinstance(v, float)
+            else f"{v:+.3f}"
+            if isinstance(v, float)
+            else str(v)
+            for name, v in zip(frame.columns, row, strict=True)
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("folder", type=Path)
@@ -235,6 +271,7 @@ def main() -> None:
         "--shrinks", nargs="+", default=["1", "0.75", "0.5", "auto:5", "auto:20", "auto:50"]
     )
     parser.add_argument("--scorers", nargs="+", default=["vae"], help="vae and/or probe<S>")
+    parser.add_argument("--markdown", type=Path, help="also write the tables here (Markdown)")
     parser.add_argument(
         "--depth-rules",
         nargs="*",
@@ -252,13 +289,19 @@ def main() -> None:
     # only the families every scorer has, so that the rules are judged on the same panel
     families = set.intersection(*(set(runs) for runs in by_scorer.values()))
     table = table[table["family"].isin(families)]
+    table = add_robust_gain(table)
     table.to_csv(args.folder / "grid.tsv", sep="\t", index=False)
     keys = ["scorer", "steps", "window", "shrink"]
     summary = table.groupby(keys)["gain"].agg(["mean", "min", "count"])
     print(summary.sort_values("mean", ascending=False).head(20).to_string())
+    sections = ["### Mean gain of every rule (in-sample, all families)", ""]
+    means = summary.reset_index().sort_values("mean", ascending=False)
+    sections += [_md(means.rename(columns={"count": "families"})), ""]
     report = {}
-    for column in ("gain", "ensemble_gain"):
+    for column in ("gain", "ensemble_gain", "robust_gain"):
         lofo = leave_one_out(table, column)
+        if lofo.empty:  # e.g. robust_gain without the 4x budgets
+            continue
         print(lofo.to_string())
         print(
             f"leave-one-family-out ({column}): mean held-out gain "
@@ -266,6 +309,15 @@ def main() -> None:
             f"over {len(lofo)} families"
         )
         report[column] = lofo.to_dict(orient="records")
+        sections += [
+            f"### Leave-one-family-out, chosen on `{column}`",
+            "",
+            f"Mean held-out {column} {lofo['heldout_gain'].mean():+.4f}, lowest "
+            f"{lofo['heldout_gain'].min():+.4f}, over {len(lofo)} families.",
+            "",
+            _md(lofo.drop(columns=["heldout_sd"])),
+            "",
+        ]
     (args.folder / "lofo.json").write_text(json.dumps(report, indent=1))
     for rule in args.depth_rules:
         scorer, steps, window, shrink = rule.split(",")
@@ -275,10 +327,25 @@ def main() -> None:
         rho = spearmanr(depth["neff_per_column"], depth["gain"]).statistic
         print(f"gain against depth, rule {rule}: Spearman(Neff/L, gain) = {rho:+.2f}")
         print(depth.to_string(float_format=lambda v: f"{v:.3f}"))
+        sections += [
+            f"### Gain against depth, rule {rule}: Spearman(Neff/L, gain) = {rho:+.2f}",
+            "",
+            _md(depth),
+            "",
+        ]
         if isinstance(rule[1], int):
             flat = flatness_table(table, rule)
             print(f"flatness, rule {rule}: {int(flat['flat'].sum())} of {len(flat)} flat")
             print(flat.to_string(float_format=lambda v: f"{v:.3f}"))
+            sections += [
+                f"### Flatness, rule {rule}: {int(flat['flat'].sum())} of {len(flat)} "
+                "families within 0.01 (or higher) at 4x the budget",
+                "",
+                _md(flat.reset_index()),
+                "",
+            ]
+    if args.markdown is not None:
+        args.markdown.write_text("\n".join(sections))
 
 
 if __name__ == "__main__":

@@ -49,8 +49,10 @@ def test_default_protein_preset_is_what_the_real_data_config_uses() -> None:
     real = _layered("config/real-data.yaml")
     assert preset["model"]["protein"] == real["model"]["protein"]
     assert preset["train"]["protein"] == real["train"]["protein"]
+    for key in ("estimator", "latent_shrink"):
+        assert preset["score"][key] == real["score"][key]
     assert schema_problem(preset, SCHEMA) is None
     # the preset holds protein settings only: nothing that points at the developers' data
     text = (REPO / "config/presets/protein-default.yaml").read_text()
     assert "../shared" not in text
-    assert set(yaml.safe_load(text)) == {"model", "train"}
+    assert set(yaml.safe_load(text)) == {"model", "train", "score"}
