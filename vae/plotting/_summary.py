@@ -7,6 +7,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.patches import Patch
 
 from vae.plotting._figures import _save
 
@@ -62,8 +63,10 @@ def plot_protein_gain(table: str | Path | pd.DataFrame, output: str | Path) -> N
         for t, g in table.groupby("target", sort=True)
     ]
     ax.set_title("; ".join(means), fontsize=9)
-    for target, colour in _COLOURS.items():
-        if (table["target"] == target).any():
-            ax.bar(0, 0, color=colour, label=_NAMES[target])
-    ax.legend(loc="lower right", fontsize=8, frameon=False)
+    handles = [
+        Patch(color=colour, label=_NAMES[target])
+        for target, colour in _COLOURS.items()
+        if (table["target"] == target).any()
+    ]
+    ax.legend(handles=handles, loc="lower right", fontsize=8, frameon=False)
     _save(fig, output)
