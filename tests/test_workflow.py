@@ -126,6 +126,8 @@ def test_protein_scoreboard(workdir: Path) -> None:
     assert row["n_columns"] == metrics["n_columns"]
     assert row["steps"] == 40
     assert row["train_seconds"] > 0
+    # how the variants were scored is recorded: the .test config keeps the ELBO difference
+    assert metrics["score_settings"]["estimator"] == row["scoring"] == "elbo"
     assert (summary / "figures" / "protein_gain.png").read_bytes()[:4] == b"\x89PNG"
 
 
