@@ -44,21 +44,21 @@ from vae.steps import preprocess_protein
 from vae.train import TrainConfig
 
 
-@torch.no_grad()
 def latent_probe(model: SequenceModel, codes: np.ndarray, fitness: np.ndarray) -> dict:
-    """ρ of single-mutant scores read off the decoder at shrunken wild-type latents."""
-    module = model.module.eval()
+    """ρ of single-mutant scores read off the decoder at shrunken wild-type latents.
+
+    The profile scoring of the workflow (``score.estimator: profile``) at
+    ``latent_shrink`` 0, 0.25, 0.5 and 1.
+    """
     wild_type = focus_codes(model.info["focus_residues"])
     single = (codes != wild_type).sum(1) == 1
-    column = (codes[single] != wild_type).argmax(1)
-    mutant = codes[single][np.arange(column.size), column]
-    loc = module.inference(torch.as_tensor(wild_type[None])).loc
-    out = {}
-    for shrink in (0.0, 0.25, 0.5, 1.0):
-        log_p = module.generative(shrink * loc, sample=False)["log_probs"][0].double().numpy()
-        index = log_p[column, wild_type[column]] - log_p[column, mutant]
-        out[f"latent_probe_{shrink}"] = scan_spearman(index, fitness[single])
-    return out
+    return {
+        f"latent_probe_{shrink}": scan_spearman(
+            model.score_variants(codes[single], estimator="profile", latent_shrink=shrink),
+            fitness[single],
+        )
+        for shrink in (0.0, 0.25, 0.5, 1.0)
+    }
 
 
 def subsample_alignment(path: Path, fraction: float, seed: int, out: Path) -> Path:

@@ -33,7 +33,6 @@ from _variant_targets import VariantTargets
 from protein_dms import subsample_alignment
 
 from vae._io import read_h5ad
-from vae.data._mutants import focus_codes
 from vae.model import SequenceModel
 from vae.provenance import cpu_capability
 from vae.steps import preprocess_protein
@@ -70,28 +69,6 @@ def target_arrays(targets: VariantTargets) -> dict[str, np.ndarray]:
     if targets.labels is not None:
         table = targets.label_table.drop_duplicates("mutant").set_index("mutant")["label"]
         out["target_labels"] = table.reindex(targets.labels.names).to_numpy(dtype=float)
-    return out
-
-
-@torch.no_grad()
-def latent_probe_scores(
-    model: SequenceModel, codes: np.ndarray, shrinks: list[float]
-) -> dict[float, np.ndarray]:
-    """``evol_index`` read off the decoder at ``z = s * E[z | wild type]`` (mean weights).
-
-    Every variant is scored by the same per-column profile, the decoder's output at the
-    wild type's shrunken latent: ``s = 0`` is the family-average decoder, ``s = 1`` the
-    wild type's own.
-    """
-    module = model.module.eval()
-    wild_type = focus_codes(model.info["focus_residues"])
-    loc = module.inference(torch.as_tensor(wild_type[None]).to(model.device)).loc
-    columns = np.arange(codes.shape[1])
-    out = {}
-    for shrink in shrinks:
-        log_p = module.generative(shrink * loc, sample=False)["log_probs"][0].double()
-        log_p = log_p.cpu().numpy()
-        out[shrink] = log_p[columns, wild_type].sum() - log_p[columns, codes.astype(int)].sum(1)
     return out
 
 
@@ -137,7 +114,8 @@ def run_one(row: dict, seed: int, args: argparse.Namespace, out: Path) -> None:
         for key, value in values.items():
             trajectory[key].append(value.astype(np.float32))
         for key, codes in targets.codes().items():
-            for shrink, value in latent_probe_scores(model, codes, args.probe).items():
+            for shrink in args.probe:  # the workflow's profile scoring at this shrinkage
+                value = model.score_variants(codes, estimator="profile", latent_shrink=shrink)
                 probes.setdefault(f"probe{shrink}_{key}", []).append(value.astype(np.float32))
         row_metrics = targets.measure(values)
         clock["monitor"] += time.perf_counter() - started
@@ -212,7 +190,8 @@ def main() -> None:
         nargs="*",
         default=[],
         metavar="S",
-        help="also save scores read off the decoder at z = S * E[z | wild type]",
+        help="also save the profile scores at latent_shrink S (the decoder read at "
+        "z = S * E[z | wild type], score.estimator: profile)",
     )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
