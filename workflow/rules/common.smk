@@ -24,6 +24,11 @@ def check(instance, schema, where):
 
 
 check(config, "config.schema.yaml", "config")
+# how variants are scored (score.estimator and profile's latent_shrink), for the scoring
+# steps, the training monitor and the evaluation alike
+ESTIMATOR_SETTINGS = {
+    key: config["score"][key] for key in ("estimator", "latent_shrink")
+}
 
 
 def read_checked_sheet(path, schema, what, path_columns=()):

@@ -24,10 +24,9 @@ rule evaluate_protein:
         score_settings={
             "n_samples": config["score"]["n_samples"],
             "common_draws": config["score"]["common_draws"],
-            "estimator": config["score"]["estimator"],
-            "latent_shrink": config["score"]["latent_shrink"],
             "seed": config["seed"],
-        },
+        }
+        | ESTIMATOR_SETTINGS,
         evidence_samples=config["evaluate"]["evidence_samples"],
         evidence_examples=config["evaluate"]["evidence_examples"],
         seed=config["seed"],

@@ -30,10 +30,7 @@ rule train_model:
         labels=lambda wc: optional_path(dataset(wc).get("labels", "")),
         scan_settings=scan_settings,
         # the monitored variants are scored as the scoring step scores them
-        score_settings={
-            "estimator": config["score"]["estimator"],
-            "latent_shrink": config["score"]["latent_shrink"],
-        },
+        score_settings=ESTIMATOR_SETTINGS,
     script:
         "../scripts/train_model.py"
 
@@ -70,9 +67,6 @@ rule train_member:
         labels=lambda wc: optional_path(dataset(wc).get("labels", "")),
         scan_settings=scan_settings,
         # the monitored variants are scored as the scoring step scores them
-        score_settings={
-            "estimator": config["score"]["estimator"],
-            "latent_shrink": config["score"]["latent_shrink"],
-        },
+        score_settings=ESTIMATOR_SETTINGS,
     script:
         "../scripts/train_model.py"
